@@ -1,0 +1,49 @@
+"""The `imagemachines` command line: one entry point, one sub-module per part of the product.
+
+Each part registers its own commands (``vis/cli.py``, ``wga/cli.py``, ``train/cli.py``, ``serve/cli.py``);
+they import torch and friends inside the command functions so that ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from imagemachines.errors import UserError
+
+app = typer.Typer(
+    name="imagemachines",
+    help="Look inside image-recognition networks: feature visualization, WGA data, training, web interface.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from imagemachines.serve.cli import register as register_serve
+    from imagemachines.train.cli import register as register_train
+    from imagemachines.vis.cli import register as register_vis
+    from imagemachines.wga.cli import app as wga_app
+
+    register_vis(app)
+    app.add_typer(wga_app, name="wga", help="Web Gallery of Art: catalog, query, download, subsets.")
+    register_train(app)
+    register_serve(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point: user errors become one clear message and exit status 2."""
+    try:
+        app()
+    except UserError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,70 @@
+"""Models: load by registry name, weights file or training run; preprocessing and layer tables.
+
+>>> model = load_model("mobilenet_v2")            # torchvision weights, downloaded on first use
+>>> [layer.name for layer in model.layers()][:3]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from imagemachines.errors import UnknownModel
+from imagemachines.models.loaded import LayerInfo, LoadedModel
+from imagemachines.models.registry import (
+    DEFAULT_MODEL,
+    available_models,
+    load_registry_model,
+    load_weights_file,
+)
+from imagemachines.models.taps import LOGITS, LayerTap
+
+__all__ = [
+    "DEFAULT_MODEL", "LOGITS", "LayerInfo", "LayerTap", "LoadedModel", "available_models", "load_model",
+    "resolve_device",
+]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) picks cuda, then mps, then cpu; anything else is checked and returned."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise UnknownModel(f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from imagemachines.errors import UserError
+
+        raise UserError(f"Device {device!r} asked for, but CUDA is not available here. Use --device cpu.")
+    return dev
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    weights: str | Path | None = "DEFAULT",
+    device: str | torch.device | None = "cpu",
+) -> LoadedModel:
+    """Load a model ready for visualization.
+
+    *name* is a torchvision classification model name (``mobilenet_v2``, ``inception_v3``…) or a run directory
+    written by ``imagemachines train``. *weights* is ``"DEFAULT"`` (pretrained, downloaded on first use),
+    a torchvision weights enum name, ``"none"`` (random init), or a path to a local state dict file.
+    """
+    dev = resolve_device(device)
+    path = Path(str(name)).expanduser()
+    if path.is_dir():
+        from imagemachines.models.checkpoint import load_run_dir
+
+        return load_run_dir(path, device=dev)
+    if weights is not None and str(weights) not in ("DEFAULT", "default", "none") and (
+        isinstance(weights, Path) or Path(str(weights)).expanduser().suffix in (".pth", ".pt", ".safetensors")
+    ):
+        return load_weights_file(name, Path(str(weights)).expanduser(), device=dev)
+    return load_registry_model(name, None if weights is None else str(weights), device=dev)
