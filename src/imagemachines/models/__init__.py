@@ -48,14 +48,15 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def load_model(
     name: str = DEFAULT_MODEL,
     *,
-    weights: str | Path | None = "DEFAULT",
+    weights: str | Path | None = "imagenet",
     device: str | torch.device | None = "cpu",
 ) -> LoadedModel:
     """Load a model ready for visualization.
 
     *name* is a torchvision classification model name (``mobilenet_v2``, ``inception_v3``…) or a run directory
-    written by ``imagemachines train``. *weights* is ``"DEFAULT"`` (pretrained, downloaded on first use),
-    a torchvision weights enum name, ``"none"`` (random init), or a path to a local state dict file.
+    written by ``imagemachines train``. *weights* is ``"imagenet"`` (the model's first ImageNet weights,
+    IMAGENET1K_V1, downloaded on first use), ``"DEFAULT"`` (torchvision's current default), a weights enum
+    name, ``"none"`` (random init), or a path to a local state dict file (.pth, .pt, .safetensors).
     """
     dev = resolve_device(device)
     path = Path(str(name)).expanduser()
@@ -63,7 +64,7 @@ def load_model(
         from imagemachines.models.checkpoint import load_run_dir
 
         return load_run_dir(path, device=dev)
-    if weights is not None and str(weights) not in ("DEFAULT", "default", "none") and (
+    if weights is not None and str(weights) not in ("imagenet", "DEFAULT", "default", "none") and (
         isinstance(weights, Path) or Path(str(weights)).expanduser().suffix in (".pth", ".pt", ".safetensors")
     ):
         return load_weights_file(name, Path(str(weights)).expanduser(), device=dev)

@@ -42,15 +42,20 @@ def _check_name(name: str) -> None:
 
 
 def _weights_enum(name: str, weights: str | None):
+    """'imagenet' = the first ImageNet weights (IMAGENET1K_V1): the original training recipes, whose features
+    the visualization literature studies; 'DEFAULT' = torchvision's current best; or an enum name."""
     enum = torchvision.models.get_model_weights(name)
-    if weights in (None, "default", "DEFAULT"):
+    if weights in (None, "imagenet"):
+        return enum.__members__.get("IMAGENET1K_V1", enum.DEFAULT)
+    if weights in ("default", "DEFAULT"):
         return enum.DEFAULT
     try:
         return enum[weights.split(".")[-1]]
     except KeyError:
         names = [w.name for w in enum]
         raise WeightsUnavailable(
-            f"Model {name!r} has no weights {weights!r}. Choose one of: {', '.join(names)}."
+            f"Model {name!r} has no weights {weights!r}. Choose imagenet, DEFAULT, none, a file, or one of: "
+            f"{', '.join(names)}."
         ) from None
 
 
@@ -73,9 +78,9 @@ def _meta_from_weights(w) -> tuple[tuple, tuple, int, list[str] | None]:
 
 
 def load_registry_model(
-    name: str, weights: str | None = "DEFAULT", device: torch.device | str = "cpu"
+    name: str, weights: str | None = "imagenet", device: torch.device | str = "cpu"
 ) -> LoadedModel:
-    """Build torchvision model *name* with pretrained *weights* ('DEFAULT', an enum name, or 'none')."""
+    """Build torchvision model *name* with pretrained *weights* ('imagenet', 'DEFAULT', an enum name, 'none')."""
     _check_name(name)
     if weights is not None and str(weights).lower() == "none":
         module = torchvision.models.get_model(name, weights=None)

@@ -1,0 +1,112 @@
+"""Random per-image transforms (robustness), drawn once for the whole render and applied on the device.
+
+The Lucid standard chain — pad, jitter, scale, rotate, jitter — is one affine map per image, so the whole batch
+goes through a single ``affine_grid`` + ``grid_sample``: each image its own random draw, no Python loop per
+image, and only one resampling (less blur than chaining). All random numbers for all steps are drawn at the
+start from each image's own generator, so image *i* sees the same transforms whether rendered alone or in a
+batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class TransformSpec:
+    """Ranges of the random transforms, in pixels of the rendered image and degrees."""
+
+    pad: int = 12
+    jitter: int = 8
+    scales: tuple[float, ...] = tuple(1 + (i - 5) / 50 for i in range(11))
+    degrees: int = 10
+    jitter_after: int = 4
+    pad_value: float = 0.5
+
+    @property
+    def identity(self) -> bool:
+        return (self.pad, self.jitter, self.degrees, self.jitter_after) == (0, 0, 0, 0) and set(self.scales) <= {1.0}
+
+
+NONE = TransformSpec(pad=0, jitter=0, scales=(1.0,), degrees=0, jitter_after=0)
+
+
+def draw_affine(spec: TransformSpec, steps: int, seeds: Sequence[int], size: int) -> torch.Tensor:
+    """(steps, B, 2, 3) affine matrices for ``F.affine_grid`` (normalised coordinates), one draw per image/step."""
+    per_image = []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 7)
+        j1 = torch.randint(-spec.jitter, spec.jitter + 1, (steps, 2), generator=g).float()
+        s = torch.tensor(spec.scales)[torch.randint(len(spec.scales), (steps,), generator=g)]
+        deg = torch.randint(-spec.degrees, spec.degrees + 1, (steps,), generator=g).float()
+        j2 = torch.randint(-spec.jitter_after, spec.jitter_after + 1, (steps, 2), generator=g).float()
+        per_image.append((j1, s, deg, j2))
+    j1, s, deg, j2 = (torch.stack([p[k] for p in per_image], dim=1) for k in range(4))
+    # Output pixel u (normalised, in [-1, 1]) samples the padded canvas at  R(θ) u · pad/s  + shift.
+    zoom = (size + 2 * spec.pad) / size / s  # (steps, B)
+    theta = torch.deg2rad(deg)
+    cos, sin = torch.cos(theta) * zoom, torch.sin(theta) * zoom
+    shift = (j1 + j2) * 2.0 / size  # pixels -> normalised units, (steps, B, 2)
+    row0 = torch.stack([cos, -sin, shift[..., 0]], dim=-1)
+    row1 = torch.stack([sin, cos, shift[..., 1]], dim=-1)
+    return torch.stack([row0, row1], dim=-2)
+
+
+class RandomAffine:
+    """Applies step *k*'s precomputed per-image affine transforms to a batch on its device."""
+
+    def __init__(self, spec: TransformSpec, steps: int, seeds: Sequence[int], size: int, device: torch.device):
+        self.spec = spec
+        self.size = size
+        self.theta = None if spec.identity else draw_affine(spec, steps, seeds, size).to(device)
+
+    def __call__(self, images: torch.Tensor, step: int) -> torch.Tensor:
+        if self.theta is None:
+            return images
+        theta = self.theta[step].to(images.dtype)
+        grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+        shifted = images - self.spec.pad_value  # zeros padding == pad_value padding after the shift back
+        return F.grid_sample(shifted, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + (
+            self.spec.pad_value
+        )
+
+
+def random_crops(
+    images: torch.Tensor, n: int, generators: Sequence[torch.Generator], min_frac: float = 0.25,
+    noise: float = 0.05, out_size: int | None = None,
+) -> torch.Tensor:
+    """MACO's augmentation: *n* random square crops per image, resized, plus Gaussian noise.
+
+    Image *i* draws from ``generators[i]`` only. Returns (B*n, 3, out, out), crops of image 0 first.
+    """
+    b, _, h, _ = images.shape
+    out = out_size or h
+    draws = []
+    for g in generators:
+        fr = min_frac + (1 - min_frac) * torch.rand(n, generator=g)
+        cx, cy = ((torch.rand(2, n, generator=g) * 2 - 1) * (1 - fr)).unbind(0)
+        eps = torch.randn(n, 3, out, out, generator=g)
+        draws.append((fr, cx, cy, eps))
+    fr, cx, cy = (torch.cat([d[k] for d in draws]) for k in range(3))
+    zeros = torch.zeros_like(fr)
+    theta = torch.stack([torch.stack([fr, zeros, cx], -1), torch.stack([zeros, fr, cy], -1)], dim=-2)
+    theta = theta.to(images.device, images.dtype)
+    src = images.repeat_interleave(n, dim=0)
+    grid = F.affine_grid(theta, [b * n, 3, out, out], align_corners=False)
+    crops = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    eps = torch.cat([d[3] for d in draws]).to(crops.device, crops.dtype)
+    return crops + noise * eps
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of a batch to size×size (antialiased when shrinking)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])
+
+
