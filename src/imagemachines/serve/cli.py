@@ -2,8 +2,85 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from imagemachines.errors import UserError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("imagemachines")) / "renders"
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A clear error now, rather than a traceback from uvicorn later."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise UserError(
+                f"Cannot listen on {host}:{port} ({exc.strerror or exc}). Is another server running there? "
+                f"Choose another port with --port {port + 1}, or check --host."
+            ) from None
+
+
+def serve(
+    models: list[str] = typer.Argument(
+        None, metavar="[MODEL]...",
+        help="Registry names or run directories to serve (default: the engine's default, mobilenet_v2).",
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. Other machines can connect only if you "
+                                                "change it (e.g. 0.0.0.0); there is no login."),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    cache_dir: Path = typer.Option(None, help="Where finished renders are kept (default: the user cache)."),
+    allow_origin: list[str] = typer.Option(None, help="Allow browser pages from this origin (CORS); repeatable."),
+    max_size: int = typer.Option(1024, min=16, max=2048, help="Largest image side a request may ask for."),
+    max_steps: int = typer.Option(4096, min=1, max=10_000, help="Most optimization steps a request may ask for."),
+    max_batch: int = typer.Option(16, min=1, max=256, help="Most units rendered together in one engine call."),
+    max_queue: int = typer.Option(128, min=1, max=100_000, help="Waiting requests before new ones get 429."),
+) -> None:
+    """Start the web interface and REST API (OpenAPI docs at /docs)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    check_port_free(host, port)
+
+    import uvicorn
+
+    from imagemachines.models import DEFAULT_MODEL, load_model, resolve_device
+    from imagemachines.serve.app import create_app
+    from imagemachines.serve.schemas import Limits
+
+    dev = resolve_device(device)
+    loaded = {}
+    for name in models or [DEFAULT_MODEL]:
+        with console.status(f"Loading {name} on {dev}…"):
+            model = load_model(name, device=dev)
+        if model.name in loaded:
+            raise UserError(f"Two of the models given are both called {model.name!r}; serve each name once.")
+        loaded[model.name] = model
+        console.print(f"[green]✓[/] {model.name} ({model.weights_id}) on {dev}")
+    cache = (cache_dir or default_cache_dir()).expanduser()
+    limits = Limits(max_size=max_size, max_steps=max_steps, max_batch=max_batch, max_queue=max_queue)
+    app = create_app(loaded, cache_dir=cache, allow_origins=tuple(allow_origin or ()), limits=limits)
+    if host not in LOOPBACK:
+        console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can use "
+                      "the server (there is no login).")
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"Renders are cached in {cache}\nOpen [bold]http://{shown}:{port}/[/] (API docs at /docs). "
+                  "Ctrl+C stops.")
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 
 
 def register(app: typer.Typer) -> None:
     """Add the serve command to the main app."""
+    app.command("serve")(serve)

@@ -1,0 +1,546 @@
+// imagemachines web interface: plain JavaScript, no build step, no network beyond this server.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const SIZES = [64, 96, 128, 160, 192, 224, 256, 299, 384, 512, 768, 900, 1024];
+const GRID_SIZES = [32, 48, 64, 96, 128];
+
+// What is on screen; the URL hash mirrors it (deep links).
+const S = {
+  config: null, models: [], layers: [], info: null,
+  model: null, layer: null, method: "lucid", size: 224, steps: 256, seed: 0, grid: 64,
+  unit: null, x: null, y: null,
+};
+
+// -- HTTP ------------------------------------------------------------------------------------------------
+class ApiError extends Error {
+  constructor(message, status, retryAfter) { super(message); this.status = status; this.retryAfter = retryAfter; }
+}
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
+  let body = null;
+  try { body = await res.json(); } catch (_) { /* not JSON */ }
+  if (!res.ok) {
+    const detail = body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`;
+    throw new ApiError(detail, res.status, Number(res.headers.get("Retry-After")) || 2);
+  }
+  return body;
+}
+
+const postRender = (unit, size, steps) => api("/api/renders", {
+  method: "POST",
+  body: JSON.stringify({ model: S.model, layer: S.layer, unit, method: S.method, size, steps, seed: S.seed }),
+});
+
+// Thumbnails on a CPU server take fewer steps than the large image, so a grid fills in minutes, not hours.
+const CPU_GRID_STEPS = 64;
+function gridSteps() {
+  const model = S.models.find((m) => m.name === S.model);
+  return model && model.device === "cpu" ? Math.min(S.steps, CPU_GRID_STEPS) : S.steps;
+}
+const cancelRender = (id) => fetch(`/api/renders/${id}`, { method: "DELETE" }).catch(() => {});
+
+let toastTimer = 0;
+function toast(message) {
+  const el = $("toast");
+  el.textContent = message;
+  el.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.classList.remove("show"), 6000);
+}
+
+// -- deep links ------------------------------------------------------------------------------------------
+function readHash() {
+  return Object.fromEntries(new URLSearchParams(location.hash.replace(/^#/, "")));
+}
+
+function writeHash(push) {
+  const p = new URLSearchParams();
+  p.set("model", S.model);
+  p.set("layer", S.layer);
+  if (S.unit !== null) p.set("unit", S.x !== null ? `${S.unit}@${S.x},${S.y}` : String(S.unit));
+  p.set("method", S.method);
+  p.set("size", S.size);
+  p.set("steps", S.steps);
+  p.set("seed", S.seed);
+  p.set("grid", S.grid);
+  const hash = "#" + p.toString().replace(/%40/g, "@").replace(/%2C/g, ",");
+  if (hash !== location.hash) history[push ? "pushState" : "replaceState"](null, "", hash);
+  appliedHash = location.hash;
+}
+
+const intIn = (text, lo, hi) => {
+  const n = Number.parseInt(text, 10);
+  return Number.isFinite(n) && n >= lo && n <= hi ? n : null;
+};
+
+// -- controls --------------------------------------------------------------------------------------------
+function methodDefaults(method) {
+  return S.config.methods.find((m) => m.name === method).defaults;
+}
+
+function fillSelect(select, items, value) {
+  select.replaceChildren(...items.map(([val, text]) => new Option(text, val, false, String(val) === String(value))));
+}
+
+function sizeChoices(list, extra) {
+  const { min_size: lo, max_size: hi } = S.config.limits;
+  return [...new Set([...list, ...extra])].filter((n) => n >= lo && n <= hi).sort((a, b) => a - b);
+}
+
+function syncControls() {
+  fillSelect($("model"), S.models.map((m) => [m.name, m.name]), S.model);
+  fillSelect($("layer"), S.layers.map((l) => [l.name,
+    `${l.name} — ${l.channels} ${l.kind === "class" ? "classes" : "ch"}${l.height > 1 ? ` · ${l.width}×${l.height}` : ""}`]),
+  S.layer);
+  fillSelect($("method"), S.config.methods.map((m) => [m.name, m.name]), S.method);
+  fillSelect($("size"), sizeChoices(SIZES, [S.size, methodDefaults(S.method).size]).map((n) => [n, `${n} px`]), S.size);
+  fillSelect($("grid-size"), sizeChoices(GRID_SIZES, [S.grid]).map((n) => [n, `${n} px`]), S.grid);
+  $("steps").value = S.steps;
+  $("steps").max = S.config.limits.max_steps;
+  $("seed").value = S.seed;
+}
+
+function defaultLayer(layers) {
+  const channelLayers = layers.filter((l) => l.kind === "channel" && l.height > 1);
+  const pool = channelLayers.length ? channelLayers : layers;
+  return pool[Math.floor(pool.length * 0.6)].name;
+}
+
+async function loadModel(name) {
+  S.model = name;
+  S.layers = await api(`/api/models/${encodeURIComponent(name)}/layers`);
+}
+
+// Apply the URL hash (on load, back/forward, pasted links).
+let appliedHash = null;
+async function applyHash() {
+  if (location.hash === appliedHash) return;   // popstate and hashchange can both fire for one change
+  appliedHash = location.hash;
+  const h = readHash();
+  const lim = S.config.limits;
+  const model = S.models.some((m) => m.name === h.model) ? h.model : S.config.default_model;
+  if (model !== S.model || !S.layers.length) await loadModel(model);
+  const layer = S.layers.some((l) => l.name === h.layer) ? h.layer : defaultLayer(S.layers);
+  const method = S.config.methods.some((m) => m.name === h.method) ? h.method : "lucid";
+  const defaults = methodDefaults(method);
+  const clampSize = (n) => Math.min(lim.max_size, Math.max(lim.min_size, n));
+  const next = {
+    layer, method,
+    size: intIn(h.size, lim.min_size, lim.max_size) ?? clampSize(defaults.size),
+    steps: intIn(h.steps, 1, lim.max_steps) ?? Math.min(defaults.steps, lim.max_steps),
+    seed: intIn(h.seed, 0, 2 ** 31 - 1) ?? 0,
+    grid: intIn(h.grid, lim.min_size, lim.max_size) ?? clampSize(64),
+  };
+  const gridChanged = ["layer", "method", "steps", "seed", "grid"].some((k) => next[k] !== S[k]) ||
+    model !== gridModel;
+  Object.assign(S, next);
+  S.info = S.layers.find((l) => l.name === S.layer);
+  syncControls();
+  if (gridChanged) buildGrid();
+  const m = /^(\d+)(?:@(\d+),(\d+))?$/.exec(h.unit || "");
+  const unit = m ? intIn(m[1], 0, S.info.channels - 1) : null;
+  if (unit === null) { closeDetail(false); return; }
+  selectUnit(unit, m[2] !== undefined ? +m[2] : null, m[3] !== undefined ? +m[3] : null, null);
+}
+
+function controlsChanged(what) {
+  if (what === "method") {
+    const d = methodDefaults(S.method);
+    const lim = S.config.limits;
+    S.size = Math.min(lim.max_size, Math.max(lim.min_size, d.size));
+    S.steps = Math.min(d.steps, lim.max_steps);
+  }
+  if (what === "layer" || what === "model") { S.unit = null; S.x = S.y = null; }
+  S.info = S.layers.find((l) => l.name === S.layer);
+  syncControls();
+  writeHash(true);
+  if (what !== "size") buildGrid();
+  if (S.unit !== null) openDetail(); else closeDetail(false);
+}
+
+function wireControls() {
+  $("model").addEventListener("change", async (e) => {
+    await loadModel(e.target.value);
+    S.layer = defaultLayer(S.layers);
+    controlsChanged("model");
+  });
+  $("layer").addEventListener("change", (e) => { S.layer = e.target.value; controlsChanged("layer"); });
+  $("method").addEventListener("change", (e) => { S.method = e.target.value; controlsChanged("method"); });
+  $("size").addEventListener("change", (e) => { S.size = +e.target.value; controlsChanged("size"); });
+  $("grid-size").addEventListener("change", (e) => { S.grid = +e.target.value; controlsChanged("grid"); });
+  const numeric = (id, key, lo, hi) => $(id).addEventListener("change", (e) => {
+    const n = intIn(e.target.value, lo, hi);
+    if (n === null) { toast(`${key} must be a whole number from ${lo} to ${hi}.`); e.target.value = S[key]; return; }
+    S[key] = n;
+    controlsChanged(key);
+  });
+  numeric("steps", "steps", 1, S.config.limits.max_steps);
+  numeric("seed", "seed", 0, 2 ** 31 - 1);
+}
+
+// -- the grid --------------------------------------------------------------------------------------------
+let generation = 0;    // bumps when the grid is rebuilt; stale answers are dropped
+let gridModel = null;
+const watching = new Map();   // render id -> card, for grid renders in flight
+let observer = null;
+
+function unitName(i) {
+  return S.info.labels ? S.info.labels[i] : `#${i}`;
+}
+
+function buildGrid() {
+  generation += 1;
+  gridModel = S.model;
+  for (const [id, card] of watching) if (card.dataset.state === "queued") cancelRender(id);
+  watching.clear();
+  if (observer) observer.disconnect();
+  observer = new IntersectionObserver(onVisibility, { root: $("gallery"), rootMargin: "150px" });
+  const info = S.info;
+  const kind = info.kind === "class" ? "classes" : "channels";
+  const spatial = info.height > 1 ? ` · ${info.width}×${info.height} positions` : "";
+  $("layer-info").innerHTML = "";
+  $("layer-info").append(
+    Object.assign(document.createElement("b"), { textContent: info.name }),
+    ` · ${info.type} · ${info.channels} ${kind}${spatial} · thumbnails: ${S.method}, ${S.grid} px, ${gridSteps()} steps, seed ${S.seed}`,
+  );
+  const cards = [];
+  for (let i = 0; i < info.channels; i++) {
+    const card = document.createElement("div");
+    card.className = "card";
+    card.dataset.index = i;
+    card.dataset.state = "idle";
+    card.setAttribute("role", "option");
+    card.setAttribute("aria-selected", String(i === S.unit));
+    card.innerHTML = '<div class="bar"><i></i></div><div class="frame"><img alt=""></div>' +
+      '<div class="label"><span class="name"></span><span class="act"></span></div>';
+    card.querySelector(".name").textContent = unitName(i);
+    card.querySelector("img").alt = `${info.name} ${unitName(i)}`;
+    card.querySelector("img").addEventListener("load", (e) => e.target.classList.add("shown"));
+    card.addEventListener("click", () => selectUnit(i, null, null, true));
+    cards.push(card);
+  }
+  $("grid").replaceChildren(...cards);
+  cards.forEach((card) => observer.observe(card));
+  $("gallery").scrollTop = 0;
+}
+
+function onVisibility(entries) {
+  for (const entry of entries) {
+    const card = entry.target;
+    card.visible = entry.isIntersecting;
+    if (card.visible && card.dataset.state === "idle") requestThumb(card, generation);
+    if (!card.visible && card.dataset.state === "queued" && card.renderId) {
+      // scrolled away before it started: free the queue slot, ask again when it comes back
+      cancelRender(card.renderId);
+      watching.delete(card.renderId);
+      card.renderId = null;
+      card.dataset.state = "idle";
+    }
+  }
+}
+
+async function requestThumb(card, gen) {
+  card.dataset.state = "queued";
+  try {
+    const r = await postRender(Number(card.dataset.index), S.grid, gridSteps());
+    if (gen !== generation) return;
+    card.renderId = r.id;
+    card.links = r.links;
+    if (r.state === "done") showThumb(card, r.links.image);
+    card.dataset.state = r.state;
+    watching.set(r.id, card);   // done ones too: the next poll brings their activation
+    poll();
+  } catch (err) {
+    if (gen !== generation) return;
+    if (err.status === 429) {   // the server is busy: wait as it asks, then try again if still visible
+      card.dataset.state = "waiting";
+      await sleep(err.retryAfter * 1000);
+      if (gen === generation) {
+        card.dataset.state = "idle";
+        if (card.visible) requestThumb(card, gen);
+      }
+      return;
+    }
+    card.dataset.state = "failed";
+    card.title = err.message;
+    toast(err.message);
+  }
+}
+
+function showThumb(card, src) {
+  const img = card.querySelector("img");
+  if (img.getAttribute("src") !== src) img.src = src;
+}
+
+function updateCard(card, s) {
+  card.dataset.state = s.state;
+  card.querySelector(".bar i").style.width = `${Math.round(s.progress * 100)}%`;
+  if (s.activation !== null) card.querySelector(".act").textContent = s.activation.toFixed(2);
+  const img = card.querySelector("img");
+  if (s.state === "running" && s.step > 0 && s.step !== card.shownStep && img.complete) {
+    card.shownStep = s.step;
+    img.src = `${s.links.image}?step=${s.step}`;
+  } else if (s.state === "done") {
+    showThumb(card, s.links.image);
+    card.title = `${S.info.name} ${unitName(Number(card.dataset.index))}: activation ${s.activation?.toFixed(3)}`;
+  } else if (s.state === "failed") {
+    card.title = s.error || "failed";
+  }
+}
+
+let polling = false;
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    while (watching.size) {
+      const ids = [...watching.keys()].slice(0, 200);
+      try {
+        const list = await api(`/api/renders?ids=${ids.join(",")}`);
+        const seen = new Set();
+        for (const s of list) {
+          seen.add(s.id);
+          const card = watching.get(s.id);
+          if (!card) continue;
+          updateCard(card, s);
+          if (["done", "failed", "cancelled"].includes(s.state)) watching.delete(s.id);
+          if (s.state === "cancelled" && card.visible) { card.dataset.state = "idle"; requestThumb(card, generation); }
+        }
+        for (const id of ids) if (!seen.has(id)) watching.delete(id);
+        showQueue();
+      } catch (_) { /* server restarting: keep trying */ }
+      await sleep(400);
+    }
+  } finally {
+    polling = false;
+    showQueue();
+  }
+}
+
+async function showQueue() {
+  try {
+    const q = await api("/api/status");
+    $("queue").textContent = q.running || q.queued ? `${q.running} rendering · ${q.queued} queued` : "idle";
+  } catch (_) {
+    $("queue").textContent = "server unreachable";
+  }
+}
+
+function gridColumns() {
+  const cards = $("grid").children;
+  if (!cards.length) return 1;
+  const top = cards[0].offsetTop;
+  let n = 0;
+  while (n < cards.length && cards[n].offsetTop === top) n++;
+  return Math.max(1, n);
+}
+
+// -- the detail pane -------------------------------------------------------------------------------------
+const detail = { id: null, events: null, gen: 0, step: -1 };
+
+function selectUnit(unit, x, y, push) {
+  S.unit = unit; S.x = x; S.y = y;
+  for (const card of $("grid").children) {
+    card.setAttribute("aria-selected", String(Number(card.dataset.index) === unit));
+  }
+  const card = $("grid").children[unit];
+  if (card) card.scrollIntoView({ block: "nearest" });
+  if (push !== null) writeHash(push);
+  openDetail();
+}
+
+function closeDetail(updateHash = true) {
+  stopDetail();
+  $("detail").hidden = true;
+  if (S.unit !== null && updateHash) {
+    const card = $("grid").children[S.unit];
+    if (card) card.setAttribute("aria-selected", "false");
+    S.unit = null; S.x = S.y = null;
+    writeHash(true);
+  }
+}
+
+function stopDetail() {
+  if (detail.events) detail.events.close();
+  detail.events = null;
+  if (detail.id && !watching.has(detail.id) && !["done", "failed", "cancelled"].includes(detail.state)) {
+    cancelRender(detail.id);   // a large render nobody looks at any more
+  }
+  detail.id = null;
+}
+
+async function openDetail() {
+  stopDetail();
+  const gen = ++detail.gen;
+  const unit = S.unit;
+  $("detail").hidden = false;
+  const title = $("detail-title");
+  const what = S.info.kind === "class" ? "class" : "channel";
+  title.textContent = `${S.info.name} · ${what} ${unit}${S.x !== null ? ` @ ${S.x},${S.y}` : ""}`;
+  if (S.info.labels) title.append(Object.assign(document.createElement("small"), { textContent: S.info.labels[unit] }));
+  $("nx").value = S.x ?? ""; $("ny").value = S.y ?? "";
+  $("nx").max = S.info.width - 1; $("ny").max = S.info.height - 1;
+  $("neuron").hidden = S.info.kind === "class" || S.info.height <= 1;
+  const img = $("detail-img");
+  img.removeAttribute("src");
+  img.dataset.state = "queued";
+  img.alt = `Feature visualization of ${S.info.name} ${what} ${unit}`;
+  $("detail-bar").style.width = "0";
+  $("recipe").replaceChildren();
+  setDownload(null);
+  setStatus("Asking the server…");
+  detail.step = -1;
+  detail.state = "queued";
+  const body = S.x !== null ? { channel: unit, x: S.x, y: S.y } : unit;
+  let created;
+  for (;;) {
+    try {
+      created = await postRender(body, S.size, S.steps);
+      break;
+    } catch (err) {
+      if (gen !== detail.gen) return;
+      if (err.status !== 429) { setStatus(err.message, true); img.dataset.state = "failed"; return; }
+      setStatus(`The server is busy; trying again in ${err.retryAfter} s…`);
+      await sleep(err.retryAfter * 1000);
+      if (gen !== detail.gen) return;
+    }
+  }
+  if (gen !== detail.gen) return;
+  detail.id = created.id;
+  detail.state = created.state;
+  if (created.state === "done") {
+    showDetail(await api(created.links.self));
+    return;
+  }
+  const events = new EventSource(created.links.events);
+  detail.events = events;
+  const onEvent = (e) => { if (gen === detail.gen) showDetail(JSON.parse(e.data)); };
+  for (const name of ["progress", "done", "failed", "cancelled"]) events.addEventListener(name, onEvent);
+  for (const name of ["done", "failed", "cancelled"]) events.addEventListener(name, () => events.close());
+  events.onerror = () => {   // connection lost: fall back to polling the status
+    events.close();
+    if (gen === detail.gen && !["done", "failed", "cancelled"].includes(detail.state)) pollDetail(gen, created.links.self);
+  };
+}
+
+async function pollDetail(gen, url) {
+  while (gen === detail.gen) {
+    try {
+      const s = await api(url);
+      showDetail(s);
+      if (["done", "failed", "cancelled"].includes(s.state)) return;
+    } catch (_) { /* keep trying */ }
+    await sleep(1000);
+  }
+}
+
+function setStatus(html, bad = false) {
+  const el = $("detail-status");
+  el.textContent = "";
+  if (bad) el.append(Object.assign(document.createElement("span"), { className: "bad", textContent: html }));
+  else el.innerHTML = html;
+}
+
+function setDownload(href) {
+  const a = $("download");
+  if (href) { a.href = href; a.setAttribute("aria-disabled", "false"); }
+  else { a.removeAttribute("href"); a.setAttribute("aria-disabled", "true"); }
+}
+
+const fmt = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : String(v));
+
+function showDetail(s) {
+  detail.state = s.state;
+  const img = $("detail-img");
+  $("detail-bar").style.width = `${Math.round(s.progress * 100)}%`;
+  const act = s.activation !== null ? ` · activation <b>${s.activation.toFixed(3)}</b>` : "";
+  if (s.state === "queued") {
+    setStatus(`Queued${s.queue_position ? ` (position ${s.queue_position})` : ""} · ${s.size} px, ${s.method}`);
+  } else if (s.state === "running") {
+    setStatus(`Rendering · step <b>${s.step}</b>${s.progress ? ` (${Math.round(s.progress * 100)}%)` : ""}${act}`);
+    if (s.step !== detail.step && (img.complete || !img.getAttribute("src"))) {
+      detail.step = s.step;
+      img.src = `${s.links.image}?step=${s.step}`;
+    }
+  } else if (s.state === "done") {
+    setStatus(`Done · ${s.size} px, ${s.method}, ${s.steps} steps, seed ${s.seed}${act}`);
+    img.src = s.links.image;
+    setDownload(s.links.download);
+    showRecipe(s.recipe || {});
+  } else {
+    setStatus(s.error || `This render was ${s.state}.`, true);
+  }
+  img.dataset.state = s.state;
+}
+
+function showRecipe(recipe) {
+  const rows = [];
+  const add = (k, v) => {
+    rows.push(Object.assign(document.createElement("dt"), { textContent: k }));
+    rows.push(Object.assign(document.createElement("dd"), { textContent: v }));
+  };
+  for (const [k, v] of Object.entries(recipe)) {
+    if (v === null || v === undefined) continue;
+    if (typeof v === "object") {
+      for (const [k2, v2] of Object.entries(v)) add(`${k}.${k2}`, typeof v2 === "object" ? JSON.stringify(v2) : fmt(v2));
+    } else add(k, fmt(v));
+  }
+  $("recipe").replaceChildren(...rows);
+}
+
+function wireDetail() {
+  const step = (d) => { if (S.unit !== null) selectUnit(Math.min(S.info.channels - 1, Math.max(0, S.unit + d)), null, null, false); };
+  $("prev").addEventListener("click", () => step(-1));
+  $("next").addEventListener("click", () => step(1));
+  $("close").addEventListener("click", () => closeDetail());
+  $("copy-link").addEventListener("click", async () => {
+    try { await navigator.clipboard.writeText(location.href); toast("Link copied."); }
+    catch (_) { toast(`Link: ${location.href}`); }
+  });
+  $("neuron").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const x = intIn($("nx").value, 0, S.info.width - 1);
+    const y = intIn($("ny").value, 0, S.info.height - 1);
+    if ($("nx").value === "" && $("ny").value === "") { selectUnit(S.unit, null, null, true); return; }
+    if (x === null || y === null) {
+      toast(`Give x 0..${S.info.width - 1} and y 0..${S.info.height - 1} (or leave both empty for the whole channel).`);
+      return;
+    }
+    selectUnit(S.unit, x, y, true);
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, select, textarea") || e.altKey || e.ctrlKey || e.metaKey) return;
+    const n = S.info ? S.info.channels : 0;
+    const cur = S.unit ?? -1;
+    const moves = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: gridColumns(), ArrowUp: -gridColumns() };
+    if (e.key in moves && n) {
+      e.preventDefault();
+      const next = cur < 0 ? 0 : Math.min(n - 1, Math.max(0, cur + moves[e.key]));
+      if (next !== S.unit) selectUnit(next, null, null, false);
+    } else if (e.key === "Home" && n) { e.preventDefault(); selectUnit(0, null, null, false); }
+    else if (e.key === "End" && n) { e.preventDefault(); selectUnit(n - 1, null, null, false); }
+    else if (e.key === "Escape") closeDetail();
+  });
+}
+
+// -- start -----------------------------------------------------------------------------------------------
+async function start() {
+  try {
+    [S.config, S.models] = await Promise.all([api("/api/config"), api("/api/models")]);
+  } catch (err) {
+    toast(`Cannot reach the imagemachines server: ${err.message}`);
+    return;
+  }
+  wireControls();
+  wireDetail();
+  await applyHash();
+  writeHash(false);
+  window.addEventListener("popstate", applyHash);
+  window.addEventListener("hashchange", applyHash);
+  showQueue();
+}
+
+start();

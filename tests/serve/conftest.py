@@ -1,0 +1,110 @@
+"""Fixtures for the server tests: apps on the tiny model, a live uvicorn server in a thread, an engine spy."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from imagemachines.serve.app import create_app
+from imagemachines.serve.schemas import Limits
+from imagemachines.vis import render
+from tests.conftest import tiny_loaded_model
+
+FAST = {"size": 32, "steps": 4}  # a render of the tiny model that takes a few milliseconds
+
+
+class EngineSpy:
+    """Wraps the real ``render``: records every call's units and size, and can hold calls until released."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def hold(self) -> None:
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def __call__(self, model, units, **kw):
+        self.calls.append({"units": [str(u) for u in units], "size": kw["size"], "seeds": list(kw["seed"])})
+        self.entered.set()
+        while not self.gate.wait(0.01):
+            if kw["stop"]():
+                break
+        return render(model, units, **kw)
+
+
+@pytest.fixture
+def spy() -> EngineSpy:
+    return EngineSpy()
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, spy: EngineSpy):
+    """``make_client(**create_app kwargs)`` -> a started TestClient on the tiny model (closed at the end)."""
+    clients = []
+
+    def make(**kw) -> TestClient:
+        kw.setdefault("cache_dir", tmp_path / "cache")
+        kw.setdefault("render_fn", spy)
+        kw.setdefault("limits", Limits(max_size=128, max_steps=64))
+        models = kw.pop("models", None) or {"tiny": tiny_loaded_model()}
+        client = TestClient(create_app(models, **kw))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+def wait_for(client, render_id: str, states=("done", "failed", "cancelled"), timeout: float = 30.0) -> dict:
+    """Poll a render until it reaches one of *states*."""
+    deadline = time.monotonic() + timeout
+    while True:
+        body = client.get(f"/api/renders/{render_id}").json()
+        if body["state"] in states:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"render {render_id} still {body['state']} after {timeout} s")
+        time.sleep(0.02)
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """Run *app* with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()

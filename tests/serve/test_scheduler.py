@@ -1,0 +1,252 @@
+"""The scheduler's queueing, priority, batching, cancellation and memory, with a scripted fake engine.
+
+The fake follows the engine's contract (``render(model, units, *, method, size, steps, seed, preview_every,
+on_progress, stop) -> list[Render]``) but lets a test hold it mid-render; the API tests use the real engine.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from imagemachines.errors import UserError
+from imagemachines.serve.cache import RenderCache
+from imagemachines.serve.scheduler import QueueFull, RenderSpec, Scheduler
+from imagemachines.serve.schemas import Limits
+from imagemachines.vis import Progress, Render, RenderCancelled
+from tests.conftest import tiny_loaded_model
+
+
+class FakeEngine:
+    """A render function that takes *steps* steps of *delay* seconds each and can be held before step 1."""
+
+    def __init__(self, delay: float = 0.0, fail: Exception | None = None):
+        self.calls: list[dict] = []
+        self.delay, self.fail = delay, fail
+        self.gate = threading.Event()
+        self.gate.set()
+        self.started = threading.Event()
+
+    def __call__(self, model, units, *, method, size, steps, seed, preview_every, on_progress, stop):
+        self.calls.append({"units": [str(u) for u in units], "size": size, "seeds": list(seed)})
+        self.started.set()
+        while not self.gate.wait(0.005):
+            if stop():
+                raise RenderCancelled
+        if self.fail is not None and len(units) > 1:
+            raise self.fail
+        for step in range(1, steps + 1):
+            if stop():
+                raise RenderCancelled
+            time.sleep(self.delay)
+            images = None
+            if step % preview_every == 0 or step == steps:
+                images = torch.full((len(units), 3, size, size), step / steps)
+            on_progress(Progress(step, steps, [float(u.channel) for u in units], images))
+        return [Render(u, Image.new("RGB", (size, size), (s % 256, u.channel, 0)), float(u.channel),
+                       {"unit": str(u), "seed": s, "activation": float(u.channel), "size": size})
+                for u, s in zip(units, seed, strict=True)]
+
+
+def spec(channel: int = 0, *, layer: str = "features.2", size: int = 32, steps: int = 4, seed: int = 0,
+         method: str = "lucid") -> RenderSpec:
+    return RenderSpec("tiny", layer, channel, None, None, method, size, steps, seed)
+
+
+@pytest.fixture
+def make(tmp_path):
+    made = []
+
+    def _make(engine, **kw) -> Scheduler:
+        kw.setdefault("batch_window", 0)
+        s = Scheduler({"tiny": tiny_loaded_model()}, RenderCache(tmp_path / "cache"), render_fn=engine, **kw)
+        made.append(s)
+        return s
+
+    yield _make
+    for s in made:
+        s.close()
+
+
+def wait(scheduler: Scheduler, job, states=("done", "failed", "cancelled"), timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while scheduler.snapshot(job)["state"] not in states:
+        assert time.monotonic() < deadline, f"job stuck in {scheduler.snapshot(job)['state']}"
+        time.sleep(0.005)
+    return scheduler.snapshot(job)
+
+
+def test_pending_requests_with_the_same_settings_share_one_engine_call(make):
+    engine = FakeEngine()
+    s = make(engine)
+    engine.gate.clear()
+    first = s.submit(spec(0))
+    assert engine.started.wait(5)
+    same = [s.submit(spec(c, seed=10 + c)) for c in range(1, 5)]
+    other_layer = s.submit(spec(1, layer="features.3"))
+    engine.gate.set()
+    for job in [first, *same, other_layer]:
+        assert wait(s, job)["state"] == "done"
+    assert [c["units"] for c in engine.calls] == [
+        ["features.2:0"], ["features.2:1", "features.2:2", "features.2:3", "features.2:4"], ["features.3:1"]]
+    assert engine.calls[1]["seeds"] == [11, 12, 13, 14]  # each request keeps its own seed inside the batch
+    assert s.counts()["batches"] == 3
+
+
+def test_batches_respect_the_unit_and_pixel_limits(make):
+    engine = FakeEngine()
+    s = make(engine, limits=Limits(max_batch=3, max_batch_pixels=64 * 64 * 2), preempt=False)
+    engine.gate.clear()
+    s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    small = [s.submit(spec(c, size=16)) for c in range(1, 8)]
+    big = [s.submit(spec(c, size=64)) for c in range(4)]
+    engine.gate.set()
+    for job in small + big:
+        wait(s, job)
+    sizes = [(c["size"], len(c["units"])) for c in engine.calls[1:]]
+    assert sizes == [(64, 2), (64, 2), (16, 3), (16, 3), (16, 1)]
+
+
+def test_larger_images_first_then_arrival_order(make):
+    engine = FakeEngine()
+    s = make(engine, preempt=False)
+    engine.gate.clear()
+    s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    jobs = [s.submit(spec(1, size=32)), s.submit(spec(2, size=64)), s.submit(spec(3, size=48)),
+            s.submit(spec(4, size=64, layer="features.3"))]
+    assert [s.queue_position(j) for j in jobs] == [4, 1, 3, 2]
+    engine.gate.set()
+    for job in jobs:
+        wait(s, job)
+    assert [c["units"][0] for c in engine.calls[1:]] == ["features.2:2", "features.3:4", "features.2:3",
+                                                         "features.2:1"]
+
+
+def test_a_larger_request_preempts_a_small_render_early_in_its_run(make):
+    engine = FakeEngine(delay=0.01)
+    s = make(engine)
+    small = s.submit(spec(0, size=16, steps=200))
+    assert engine.started.wait(5)
+    while s.snapshot(small)["step"] < 2:
+        time.sleep(0.005)
+    big = s.submit(spec(1, size=64, steps=5))
+    assert wait(s, big)["state"] == "done"
+    assert wait(s, small, timeout=20)["state"] == "done"
+    assert [c["size"] for c in engine.calls] == [16, 64, 16]
+    assert s.counts()["preempted"] == 1
+
+
+def test_queue_bound_gives_retry_after_and_cancel_frees_the_slot(make):
+    engine = FakeEngine()
+    s = make(engine, limits=Limits(max_queue=3))
+    engine.gate.clear()
+    s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    queued = [s.submit(spec(c)) for c in range(1, 4)]
+    with pytest.raises(QueueFull) as err:
+        s.submit(spec(9))
+    assert err.value.retry_after >= 1
+    assert s.submit(queued[0].spec) is queued[0]  # asking again for a queued render is not a new request
+    s.cancel(queued[1].id)
+    assert s.snapshot(queued[1])["state"] == "cancelled"
+    assert s.submit(spec(9)).state == "queued"
+    engine.gate.set()
+
+
+def test_cancelling_a_running_render_stops_the_engine_and_the_worker_goes_on(make):
+    engine = FakeEngine()
+    s = make(engine)
+    engine.gate.clear()
+    running = s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    after = s.submit(spec(1, size=16, layer="features.3"))
+    s.cancel(running.id)
+    assert wait(s, running)["state"] == "cancelled"
+    engine.gate.set()
+    assert wait(s, after)["state"] == "done"
+    assert s.cache.png(running.id) is None
+
+
+def test_same_request_same_render_and_finished_renders_survive_a_restart(make, tmp_path):
+    engine = FakeEngine()
+    s = make(engine)
+    job = s.submit(spec(3, seed=7))
+    assert wait(s, job)["state"] == "done"
+    assert s.submit(spec(3, seed=7)) is job
+    assert s.submit(spec(3, seed=8)).id != job.id
+    assert len(engine.calls) <= 2
+    other = s.submit(spec(4))
+    wait(s, other)
+    fresh_engine = FakeEngine()
+    fresh = make(fresh_engine)  # a restarted server on the same cache folder
+    assert fresh.submit(spec(3, seed=7)).state == "done"
+    assert fresh.counts()["cache_hits"] == 1
+    again = fresh.get(other.id)
+    assert again is not None and again.state == "done" and again.recipe["unit"] == "features.2:4"
+    assert fresh_engine.calls == []
+
+
+def test_previews_exist_only_while_running(make):
+    engine = FakeEngine(delay=0.02)
+    s = make(engine)
+    job = s.submit(spec(2, size=24, steps=30))
+    while s.snapshot(job)["step"] < 2:
+        time.sleep(0.005)
+    step, png = s.preview_png(job)
+    assert png.startswith(b"\x89PNG") and step >= 1
+    assert wait(s, job)["state"] == "done"
+    assert s.preview_png(job) is None and job.preview is None
+
+
+def test_memory_stays_flat_over_many_requests(make):
+    engine = FakeEngine()
+    s = make(engine, limits=Limits(max_jobs=40))
+    first = s.submit(spec(0, size=16, steps=1, seed=0))
+    wait(s, first)
+    for seed in range(1, 400):
+        wait(s, s.submit(spec(seed % 16, size=16, steps=1, seed=seed)))
+    counts = s.counts()
+    assert counts["known"] <= 40 and counts["queued"] == 0
+    assert all(j.preview is None for j in s._jobs.values())
+    assert s.get(first.id).state == "done"  # forgotten in memory, still answered from the disk cache
+
+
+def test_a_bad_unit_fails_alone_and_engine_crashes_become_failed_jobs(make):
+    engine = FakeEngine(fail=UserError("no such unit"))
+    s = make(engine)
+    engine.gate.clear()
+    s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    pair = [s.submit(spec(1)), s.submit(spec(2))]
+    engine.gate.set()
+    assert [wait(s, j)["state"] for j in pair] == ["done", "done"]  # retried one by one
+
+    class Boom(FakeEngine):
+        def __call__(self, *a, **kw):
+            raise RuntimeError("CUDA out of memory")
+
+    broken = make(Boom())
+    job = broken.submit(spec(5))
+    snap = wait(broken, job)
+    assert snap["state"] == "failed" and "out of memory" in snap["error"]
+    assert wait(broken, broken.submit(spec(6)))["state"] == "failed"  # the worker survived
+
+
+def test_close_cancels_everything_and_stops_the_worker(make):
+    engine = FakeEngine()
+    s = make(engine)
+    engine.gate.clear()
+    running = s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    queued = s.submit(spec(1))
+    s.close(timeout=5)
+    assert s.snapshot(running)["state"] == "cancelled" and s.snapshot(queued)["state"] == "cancelled"
+    assert not s._thread.is_alive()
+    with pytest.raises(QueueFull):
+        s.submit(spec(2))
