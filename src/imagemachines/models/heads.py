@@ -1,8 +1,9 @@
 """Classification heads and layer freezing for fine-tuning torchvision architectures.
 
-Shared by training (``imagemachines train``) and loading (:func:`imagemachines.models.checkpoint.load_run_dir`):
-both build the same network from a few words (architecture, number of classes, head, auxiliary head), so a
-run directory needs nothing but its JSON and a safetensors file.
+Shared by training (``imagemachines train``) and loading
+(:func:`imagemachines.models.checkpoint.load_run_dir`): both build the same network from a few words
+(architecture, number of classes, head, auxiliary head), so a run directory needs nothing but its JSON and a
+safetensors file.
 
 * ``seed`` head: global average pool → 1024 ReLU → classes, the head of the 2018 Keras seed
   (``GlobalAveragePooling2D → Dense(1024, relu) → Dense(classes)``). torchvision networks already pool before
@@ -49,6 +50,7 @@ class Backbone:
     std: tuple[float, float, float]
     input_size: int
     weights_id: str
+    head: str = ""  # the classifier's module name once replaced
 
 
 def _is_weights_file(weights: str) -> bool:
@@ -57,7 +59,7 @@ def _is_weights_file(weights: str) -> bool:
 
 
 def load_backbone(arch: str, weights: str = "imagenet") -> Backbone:
-    """*arch* with *weights*: ``imagenet``, ``DEFAULT``, a torchvision enum name, ``none`` or a state-dict file."""
+    """*arch* with *weights*: ``imagenet``, ``DEFAULT``, an enum name, ``none`` or a state-dict file."""
     from imagemachines.models.registry import load_registry_model, load_weights_file
 
     if weights.lower() == "none":
@@ -94,8 +96,8 @@ def final_linear(module: nn.Module) -> tuple[str, nn.Linear]:
             last = (name, m)
     if last is None:
         raise UserError(
-            f"{type(module).__name__} has no linear classifier to replace. Choose an architecture that ends in "
-            "a linear layer (resnet, mobilenet, efficientnet, inception_v3, vgg, densenet, convnext, vit…)."
+            f"{type(module).__name__} has no linear classifier to replace. Choose an architecture that "
+            "ends in a linear layer (resnet, mobilenet, efficientnet, inception_v3, vgg, densenet, convnext, vit…)."
         )
     return last
 
@@ -103,7 +105,8 @@ def final_linear(module: nn.Module) -> tuple[str, nn.Linear]:
 def make_head(kind: str, in_features: int, num_classes: int) -> nn.Module:
     """The new classifier: ``seed`` (1024 ReLU, then classes) or ``linear``."""
     if kind == "seed":
-        return nn.Sequential(nn.Linear(in_features, SEED_HIDDEN), nn.ReLU(), nn.Linear(SEED_HIDDEN, num_classes))
+        hidden = nn.Linear(in_features, SEED_HIDDEN)
+        return nn.Sequential(hidden, nn.ReLU(), nn.Linear(SEED_HIDDEN, num_classes))
     if kind == "linear":
         return nn.Linear(in_features, num_classes)
     raise UserError(f"Unknown head {kind!r}.{did_you_mean(kind, HEADS)} Use --head seed or --head linear.")
@@ -143,16 +146,20 @@ def configure_aux(module: nn.Module, arch: str, num_classes: int, enabled: bool)
     return enabled
 
 
-def build_classifier(arch: str, num_classes: int, head: str, aux: bool, weights: str = "imagenet") -> Backbone:
+def build_classifier(
+    arch: str, num_classes: int, head: str, aux: bool, weights: str = "imagenet"
+) -> Backbone:
     """*arch* with *weights* and a new *head* for *num_classes*; auxiliary heads kept only with *aux*."""
     if num_classes < 2:
         raise UserError(f"Training needs at least 2 classes, got {num_classes}.")
     make_head(head, 1, 1)  # validates the name before the (slow) build
     bb = load_backbone(arch, weights)
     if aux and arch not in AUX_ARCHS:
-        raise UserError(f"{arch} has no auxiliary classifier; --aux-weight only applies to {', '.join(AUX_ARCHS)}.")
+        raise UserError(
+            f"{arch} has no auxiliary classifier; --aux-weight only applies to {', '.join(AUX_ARCHS)}."
+        )
     configure_aux(bb.module, arch, num_classes, aux)
-    replace_head(bb.module, arch, head, num_classes)
+    bb.head = replace_head(bb.module, arch, head, num_classes)
     return bb
 
 
@@ -172,7 +179,7 @@ def rebuild_classifier(arch: str, num_classes: int, head: str, aux: bool) -> nn.
 
 # -- freezing ---------------------------------------------------------------------------------------------
 def _call_order(module: nn.Module, layer: str | None, input_size: int) -> tuple[list[str], int | None]:
-    """Module names in the order a forward pass first calls them, and how many had started when *layer* ended."""
+    """Module names in first-call order of a forward pass; how many had started when *layer* ended."""
     order: list[str] = []
     seen: set[str] = set()
     done_at: list[int] = []
@@ -208,7 +215,7 @@ def _call_order(module: nn.Module, layer: str | None, input_size: int) -> tuple[
 
 
 def resolve_freeze(arch: str, freeze_through: str | None, weights: str) -> str:
-    """'auto' = the seed's choice (``Mixed_6c`` for pretrained inception_v3), else nothing; Keras names mapped."""
+    """'auto' = the seed's choice (``Mixed_6c`` for pretrained inception_v3) else none; maps Keras names."""
     value = (freeze_through or "auto").strip()
     if value == "auto":
         return SEED_FREEZE.get(arch, "none") if weights.lower() != "none" else "none"
@@ -235,10 +242,10 @@ def freeze_through(module: nn.Module, layer: str, input_size: int, head: str) ->
         if layer not in names:
             raise UnknownLayer(
                 f"The network has no layer {layer!r} to freeze through.{did_you_mean(layer, names)} "
-                "`imagemachines layers ARCH --weights none` lists them; --freeze-through none trains everything."
+                "`imagemachines layers ARCH` lists them; --freeze-through none trains everything."
             )
         if layer == head or layer.startswith(head + "."):
-            raise UserError(f"--freeze-through {layer} would freeze the new head too: nothing would be trained.")
+            raise UserError(f"--freeze-through {layer} would freeze the new head too; choose an earlier layer.")
         order, count = _call_order(module, layer, input_size)
         if count is None:
             raise UserError(f"Layer {layer!r} is not used in the forward pass; freeze through another layer.")

@@ -40,14 +40,19 @@ class Render:
     recipe: dict
 
 
-def check_unit(model: LoadedModel, unit: Unit) -> None:
-    """Raise a clear error when *unit* does not exist in *model*."""
+def check_unit(model: LoadedModel, unit: Unit, size: int | None = None) -> None:
+    """Raise a clear error when *unit* does not exist in *model* (neurons: at render size *size*)."""
     info = model.check_channel(unit.layer, unit.channel)
-    if unit.x is not None and not (0 <= unit.x < info.width and 0 <= unit.y < info.height):
+    if unit.x is None:
+        return
+    size = size or model.input_size
+    with torch.no_grad():
+        shape = model.tap([unit.layer])(torch.zeros(1, 3, size, size, device=model.device))[unit.layer].shape
+    height, width = (shape[-2], shape[-1]) if len(shape) == 4 else (1, 1)
+    if not (0 <= unit.x < width and 0 <= unit.y < height):
         raise UnitOutOfRange(
-            f"Neuron ({unit.x}, {unit.y}) is outside layer {unit.layer!r}, whose outputs are "
-            f"{info.width}×{info.height} at the input size {model.input_size} (x 0..{info.width - 1}, "
-            f"y 0..{info.height - 1}); positions scale with the render size."
+            f"Neuron ({unit.x}, {unit.y}) is outside layer {unit.layer!r} of {model.name!r}, whose outputs are "
+            f"{width}×{height} for {size}-px images: use x 0..{width - 1}, y 0..{height - 1}."
         )
 
 
@@ -105,7 +110,7 @@ def render(
     else:
         unit_list = [units] if isinstance(units, Unit) else list(units)
         for u in unit_list:
-            check_unit(model, u)
+            check_unit(model, u, recipe.size)
         border = recipe.border if isinstance(recipe, ClassicRecipe) else 0
         objective_for = lambda rep: units_objective([u for u in unit_list for _ in range(rep)], border)  # noqa: E731
     n = len(unit_list)

@@ -1,0 +1,61 @@
+"""`imagemachines layers | visualize | models` from the command line."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from imagemachines.cli import app
+from imagemachines.vis import read_recipe
+
+runner = CliRunner()
+
+
+def test_layers_table():
+    result = runner.invoke(app, ["layers", "mobilenet_v2"])
+    assert result.exit_code == 0, result.output
+    assert "features.14" in result.output and "160" in result.output and "7×7" in result.output
+    assert "features.14.conv" not in result.output
+    full = runner.invoke(app, ["layers", "mobilenet_v2", "--all"])
+    assert "features.14.conv.0.0" in full.output
+
+
+def test_models_lists_default():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0 and "mobilenet_v2  (default)" in result.output and "inception_v3" in result.output
+
+
+def test_visualize_writes_png_json_and_contact_sheet(tmp_path):
+    result = runner.invoke(app, ["visualize", "mobilenet_v2", "--weights", "none", "--layer", "features.6",
+                                 "--channels", "0-2", "--size", "48", "--steps", "3", "--seed", "4",
+                                 "--device", "cpu", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert pngs == sorted([f"mobilenet_v2-features-6_{c}-lucid.png" for c in range(3)]
+                          + ["mobilenet_v2-features-6-lucid-sheet.png"])
+    recipe = read_recipe(tmp_path / "mobilenet_v2-features-6_1-lucid.png")
+    sidecar = json.loads((tmp_path / "mobilenet_v2-features-6_1-lucid.json").read_text())
+    assert recipe == sidecar and recipe["seed"] == 4 and recipe["unit"] == "features.6:1"
+
+
+def test_visualize_class_by_name_needs_class_names(tmp_path):
+    result = runner.invoke(app, ["visualize", "mobilenet_v2", "--weights", "none", "--class", "goldfish",
+                                 "--out", str(tmp_path)])
+    assert "no class 'goldfish'" in str(result.exception)
+
+
+def test_cli_errors_exit_2_with_a_message():
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagemachines", "visualize", "mobilenet_v2", "--weights", "none",
+         "--layer", "features.99", "--channel", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "no layer 'features.99'" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "imagemachines", "visualize", "mobilenet_v2", "--weights", "none",
+         "--layer", "features.6", "--channels", "30-40"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "0 to 31" in proc.stderr

@@ -1,0 +1,161 @@
+"""The engine on a tiny model: objectives rise, batches equal single renders, results are reproducible."""
+
+import numpy as np
+import pytest
+import torch
+
+from imagemachines.vis import (
+    METHODS,
+    Channel,
+    Direction,
+    Diversity,
+    Neuron,
+    RenderCancelled,
+    Unit,
+    method_defaults,
+    read_recipe,
+    render,
+    save_render,
+    score,
+)
+from imagemachines.vis.render import units_objective
+from tests.conftest import tiny_loaded_model
+
+FAST = {"lucid": {"size": 32, "steps": 24}, "maco": {"size": 32, "steps": 24, "crops": 2},
+        "classic": {"size": 40, "steps": 4, "octaves": 3}}
+PRE_RELU = "features.1.0"  # a conv output: never dead, so every method has a gradient to climb
+
+
+def start_activation(model, unit, method):
+    """The objective of the image each method starts from (one step of size ~0)."""
+    opts = {**FAST[method], "steps": 1}
+    opts["lr" if method != "classic" else "step_size"] = 0.0
+    return render(model, unit, method=method, **opts)[0].activation
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_raises_its_objective(method):
+    model = tiny_loaded_model()
+    unit = Unit(PRE_RELU, 3)
+    before = start_activation(model, unit, method)
+    [r] = render(model, unit, method=method, **FAST[method])
+    assert r.activation > before + 0.04, (before, r.activation)
+    assert r.image.mode == "RGB" and r.image.size == (FAST[method]["size"],) * 2
+
+
+def test_neuron_rises():
+    model = tiny_loaded_model()
+    unit = Unit(PRE_RELU, 5, 16, 16)  # the centre of the 32×32 map of a 64-px image
+    before = render(model, unit, size=64, steps=1, lr=0.0)[0].activation
+    after = render(model, unit, size=64, steps=40)[0].activation
+    assert after > before + 0.2, (before, after)
+
+
+def test_class_logit_rises_far_beyond_its_natural_spread():
+    """The tiny random net's logits hardly vary over random images; optimisation must move them a lot."""
+    from imagemachines.vis.transforms import NONE
+
+    model = tiny_loaded_model()
+    natural = model.tap(["logits"])(model.normalize(torch.rand(64, 3, 32, 32)))["logits"][:, 2].std().item()
+    before = start_activation(model, Unit("logits", 2), "lucid")
+    after = render(model, Unit("logits", 2), size=32, steps=40, transforms=NONE)[0].activation
+    assert after - before > 10 * natural, (before, after, natural)
+
+
+def test_batch_equals_separate_renders_with_the_same_seeds():
+    model = tiny_loaded_model()
+    units = [Unit(PRE_RELU, c) for c in (0, 3, 7)]
+    seeds = [5, 6, 7]
+    batched = render(model, units, seed=seeds, size=32, steps=12)
+    for unit, seed, b in zip(units, seeds, batched, strict=True):
+        [alone] = render(model, unit, seed=seed, size=32, steps=12)
+        diff = np.abs(np.asarray(alone.image, dtype=int) - np.asarray(b.image, dtype=int))
+        assert diff.max() <= 2, diff.max()
+        assert b.activation == pytest.approx(alone.activation, rel=1e-3, abs=1e-3)
+
+
+def test_batched_mixed_layers_and_kinds():
+    model = tiny_loaded_model()
+    units = [Unit("features.0", 1), Unit("logits", 0), Unit(PRE_RELU, 2, 1, 1)]
+    renders = render(model, units, size=32, steps=3)
+    assert [r.unit for r in renders] == units
+    assert [r.recipe["kind"] for r in renders] == ["channel", "class", "neuron"]
+
+
+def test_same_seed_same_image_other_seed_other_image():
+    model = tiny_loaded_model()
+    a = render(model, Unit(PRE_RELU, 1), size=32, steps=5, seed=3)[0]
+    b = render(model, Unit(PRE_RELU, 1), size=32, steps=5, seed=3)[0]
+    c = render(model, Unit(PRE_RELU, 1), size=32, steps=5, seed=4)[0]
+    assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert not np.array_equal(np.asarray(a.image), np.asarray(c.image))
+
+
+def test_saved_png_carries_recipe_and_rescores(tmp_path):
+    model = tiny_loaded_model()
+    [r] = render(model, Unit(PRE_RELU, 4), size=32, steps=6, seed=9)
+    path = save_render(r, tmp_path / "unit.png")
+    recipe = read_recipe(path)
+    for key in ("model", "weights_id", "layer", "unit", "method", "size", "steps", "seed", "activation"):
+        assert key in recipe
+    assert recipe["seed"] == 9 and recipe["unit"] == f"{PRE_RELU}:4" and recipe["weights_id"] == "tiny-seed0"
+    assert path.with_suffix(".json").is_file()
+    from PIL import Image
+
+    pixels = torch.from_numpy(np.asarray(Image.open(path).convert("RGB")).copy()).permute(2, 0, 1)[None]
+    tap = model.tap([PRE_RELU])
+    value = score(lambda x: tap(model.normalize(x)), Channel(PRE_RELU, 4), pixels, torch.device("cpu"))[0]
+    assert value == pytest.approx(recipe["activation"], rel=1e-5, abs=1e-5)
+
+
+def test_progress_previews_and_cancel():
+    model = tiny_loaded_model()
+    seen = []
+    render(model, [Unit(PRE_RELU, 0), Unit(PRE_RELU, 1)], size=32, steps=6, preview_every=3,
+           on_progress=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3, 4, 5, 6]
+    assert [p.images is not None for p in seen] == [False, False, True, False, False, True]
+    assert seen[2].images.shape == (2, 3, 32, 32) and 0 <= seen[2].images.min() <= seen[2].images.max() <= 1
+    assert all(len(p.activations) == 2 for p in seen)
+    calls = []
+    with pytest.raises(RenderCancelled):
+        render(model, Unit(PRE_RELU, 0), size=32, steps=50, stop=lambda: calls.append(1) or len(calls) > 3)
+    assert len(calls) == 4
+
+
+def test_objective_algebra():
+    acts = {"l": torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)}
+    ch = Channel("l", 1)
+    torch.testing.assert_close(ch(acts), torch.tensor([5.5, 17.5]))
+    torch.testing.assert_close((2 * ch - Channel("l", 0))(acts), torch.tensor([11 - 1.5, 35 - 13.5]))
+    torch.testing.assert_close((-ch)(acts), -ch(acts))
+    torch.testing.assert_close(Channel("l", [0, 2])(acts), torch.tensor([1.5, 21.5]))
+    torch.testing.assert_close(Neuron("l", 2, 1, 0)(acts), torch.tensor([9.0, 21.0]))
+    torch.testing.assert_close(Direction("l", torch.tensor([1.0, 0, -1]))(acts), torch.tensor([-8.0, -8.0]))
+    assert (ch + Diversity("l")).layers == ("l",)
+
+
+def test_diversity_makes_a_batch_differ():
+    model = tiny_loaded_model()
+    seeds = [1, 2, 3]
+    plain = render(model, Channel(PRE_RELU, 2), batch=3, size=32, steps=20, seed=seeds)
+    diverse = render(model, Channel(PRE_RELU, 2) + 50 * Diversity("features.1"), batch=3, size=32, steps=20,
+                     seed=seeds)
+    tap = model.tap(["features.1"])
+
+    def similarity(renders):  # mean Gram-matrix cosine similarity between the final images
+        x = torch.stack([torch.from_numpy(np.asarray(r.image).copy()).permute(2, 0, 1) for r in renders])
+        return -Diversity("features.1")(tap(model.normalize(x.float() / 255))).mean().item()
+
+    assert similarity(diverse) < similarity(plain) - 0.01, (similarity(diverse), similarity(plain))
+
+
+def test_units_objective_is_vectorised_for_one_layer():
+    obj = units_objective([Unit("a", 1), Unit("a", 2)])
+    assert isinstance(obj, Channel) and obj.channel == [1, 2]
+
+
+def test_method_defaults_are_documented_numbers():
+    assert method_defaults("classic")["size"] == 900
+    assert method_defaults("classic")["octaves"] == 10 and method_defaults("classic")["steps"] == 100
+    assert method_defaults("lucid")["lr"] == 0.05
