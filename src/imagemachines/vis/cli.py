@@ -122,7 +122,8 @@ def visualize_command(
         results.extend(renders)
     bar.close()
     if len(results) > 1:
-        sheet = contact_sheet(results, out / f"{Path(m.name).name}-{units[0].layer.replace('.', '-')}-{method}-sheet.png")
+        stem = f"{Path(m.name).name}-{units[0].layer.replace('.', '-')}-{method}"
+        sheet = contact_sheet(results, out / f"{stem}-sheet.png")
         typer.echo(f"contact sheet: {sheet}")
 
 

@@ -42,7 +42,7 @@ class Render:
 
 def check_unit(model: LoadedModel, unit: Unit, size: int | None = None) -> None:
     """Raise a clear error when *unit* does not exist in *model* (neurons: at render size *size*)."""
-    info = model.check_channel(unit.layer, unit.channel)
+    model.check_channel(unit.layer, unit.channel)
     if unit.x is None:
         return
     size = size or model.input_size
