@@ -22,26 +22,43 @@ FAST = {"size": 32, "steps": 4}  # a render of the tiny model that takes a few m
 
 
 class EngineSpy:
-    """Wraps the real ``render``: records every call's units and size, and can hold calls until released."""
+    """Wraps the real ``render``: records every call's units and size, and can hold a call until released,
+    either before it starts (``hold()``) or after its first reported step (``hold(at_step=1)``)."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
         self.gate = threading.Event()
         self.gate.set()
         self.entered = threading.Event()
+        self.at_step: int | None = None
 
-    def hold(self) -> None:
+    def hold(self, at_step: int | None = None) -> None:
+        self.at_step = at_step
+        self.entered.clear()
         self.gate.clear()
 
     def release(self) -> None:
         self.gate.set()
 
-    def __call__(self, model, units, **kw):
-        self.calls.append({"units": [str(u) for u in units], "size": kw["size"], "seeds": list(kw["seed"])})
+    def _wait(self, stop) -> None:
         self.entered.set()
         while not self.gate.wait(0.01):
-            if kw["stop"]():
-                break
+            if stop():
+                return
+
+    def __call__(self, model, units, **kw):
+        self.calls.append({"units": [str(u) for u in units], "size": kw["size"], "seeds": list(kw["seed"])})
+        if self.at_step is None:
+            self._wait(kw["stop"])
+        else:
+            report = kw["on_progress"]
+
+            def on_progress(progress):
+                report(progress)
+                if progress.step == self.at_step:
+                    self._wait(kw["stop"])
+
+            kw["on_progress"] = on_progress
         return render(model, units, **kw)
 
 

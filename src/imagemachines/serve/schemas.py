@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,7 +57,7 @@ class RenderRequest(BaseModel):
     )
     model: str = Field(max_length=200, description="A model this server serves (`GET /api/models`).")
     layer: str = Field(max_length=200, description="A layer of that model (`GET /api/models/{model}/layers`).")
-    unit: int | UnitSpec = Field(
+    unit: Annotated[int, Field(ge=0, le=MAX_INDEX)] | UnitSpec = Field(
         description="A channel number (a class number for the `logits` layer), or {channel, x, y} for one neuron."
     )
     method: str = Field("lucid", max_length=40, description="Render method (`GET /api/config` lists them).")
