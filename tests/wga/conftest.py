@@ -16,7 +16,7 @@ from imagemachines.wga.catalog import write_catalog  # noqa: E402
 from imagemachines.wga.parse import parse_catalog  # noqa: E402
 
 WGA_CATALOG_ZIP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "data_xls.zip"
-NOT_ON_SERVER = 3  # the last few artworks have no image on the server (404)
+from wgafake import NOT_ON_SERVER  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ from PIL import Image
 COLUMNS = ("AUTHOR", "BORN-DIED", "TITLE", "DATE", "TECHNIQUE", "LOCATION", "URL", "FORM", "TYPE", "SCHOOL",
            "TIMEFRAME")
 HOST = "https://www.wga.hu"
+NOT_ON_SERVER = 3  # the last few artworks have no image on the server (404)
 
 # Authors whose names carry the source's encoding quirks, kept verbatim: Latin-1 letters, Windows-1252-only
 # letters (Ž, š, Œ), '?' where WGA replaced a letter outside Latin-1, and a Hungarian name mis-encoded at the

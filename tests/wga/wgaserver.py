@@ -21,6 +21,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 _IMAGE = re.compile(r"^/(art|detail|preview)/(.+)\.jpg$")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Clients that hang up (killed downloads) are expected; stay quiet about them."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 class WgaServer:
     """Serve *images* (id -> JPEG bytes) and *files* (path -> bytes); see the module docstring for faults."""
 
@@ -55,10 +66,9 @@ class WgaServer:
                     with server._lock:
                         server.active -= 1
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> WgaServer:
         self._thread.start()

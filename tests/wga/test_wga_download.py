@@ -1,0 +1,134 @@
+"""The downloader against the local server: faults, retries, Retry-After, 404s, reconciliation, options."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from clirun import run_cli
+from PIL import Image
+from wgacheck import check_store_matches_manifest
+from wgafake import NOT_ON_SERVER
+
+from imagemachines.errors import UserError
+from imagemachines.wga.download import DownloadOptions, download, exclusive
+from imagemachines.wga.manifest import Manifest
+from imagemachines.wga.paths import manifest_db, store_dir
+
+FAST = {"concurrency": 8, "rate": 0, "backoff": 0.01, "retries": 3, "timeout": 1.0, "seed": 0}
+
+
+def test_every_available_image_arrives_despite_faults(server, data_dir, keys, jpegs):
+    faults = {keys[0]: ["500", "500"], keys[1]: ["503"], keys[2]: ["reset"], keys[3]: ["truncate"],
+              keys[4]: ["html", "html"], keys[5]: ["corrupt"], keys[6]: ["plain"], keys[7]: ["sleep:1.5"],
+              keys[8]: ["429:1"], keys[9]: ["reset", "truncate", "500"]}
+    for k, f in faults.items():
+        server.inject(k, *f)
+    report = download(data_dir, keys, server.url, DownloadOptions(**FAST), progress=False)
+    assert report.counts == {"ok": len(jpegs), "missing": NOT_ON_SERVER}
+    assert report.failed == 0 and report.fetched == len(jpegs)
+    check_store_matches_manifest(data_dir, "art", jpegs)
+    for k, f in faults.items():  # each fault cost one extra request, except 'plain' (a good image)
+        assert server.requests[f"/art/{k}.jpg"] == 1 + len(f) - (f == ["plain"]), k
+    t = server.times[keys[8]]
+    assert t[1] - t[0] >= 0.95  # Retry-After: 1 was honoured
+    for k in keys[-NOT_ON_SERVER:]:  # 404: recorded as missing after one request
+        assert server.requests[f"/art/{k}.jpg"] == 1
+    assert all(ua.startswith("imagemachines/") for ua in server.user_agents)
+
+
+def test_persistent_failures_exit_nonzero_and_a_rerun_finishes(capsys, monkeypatch, server, data_dir, keys, jpegs):
+    server.always = {keys[10]: "500", keys[11]: "html"}
+    args = ["wga", "download", "", "--base-url", server.url, "--data-dir", str(data_dir), "--rate", "0",
+            "--concurrency", "6", "--retries", "2", "--backoff", "0.01"]
+    code, out, err = run_cli(capsys, monkeypatch, *args)
+    assert code == 1, err
+    assert "educational and personal use" in err
+    assert "failed: 2" in out and "HTTP 500" in out and "not an image" in out
+    with Manifest(manifest_db(data_dir), readonly=True) as m:
+        failed = {it.id: it for it in m.items("art", states=("failed",))}
+    assert set(failed) == {keys[10], keys[11]} and failed[keys[10]].attempts == 3
+    assert server.requests[f"/art/{keys[10]}.jpg"] == 3
+    server.always = {}
+    code, out, err = run_cli(capsys, monkeypatch, *args)
+    assert code == 0, out + err
+    assert "fetched 2 now" in out and f"missing on the server: {NOT_ON_SERVER}" in out
+    assert all(n == 1 for k, n in server.served.items())  # nothing complete was fetched again
+    check_store_matches_manifest(data_dir, "art", jpegs)
+
+
+def test_missing_images_are_not_retried_unless_asked(server, data_dir, keys):
+    gone = keys[-NOT_ON_SERVER:]
+    download(data_dir, gone, server.url, DownloadOptions(**FAST), progress=False)
+    report = download(data_dir, gone, server.url, DownloadOptions(**FAST), progress=False)
+    assert report.counts == {"missing": NOT_ON_SERVER} and report.fetched == 0
+    assert all(server.requests[f"/art/{k}.jpg"] == 1 for k in gone)
+    download(data_dir, gone, server.url, DownloadOptions(**FAST, retry_missing=True), progress=False)
+    assert all(server.requests[f"/art/{k}.jpg"] == 2 for k in gone)
+
+
+def test_rate_limit_connections_and_variant(server, data_dir, keys):
+    some = keys[:21]
+    download(data_dir, some, server.url, DownloadOptions(concurrency=3, rate=20, variant="detail"), progress=False)
+    starts = sorted(server.times[k][0] for k in some)
+    assert starts[-1] - starts[0] >= 20 / 20 * 0.9  # 21 requests at 20/s span at least ~1 s
+    assert server.max_active <= 3
+    assert all(server.requests[f"/detail/{k}.jpg"] == 1 for k in some)
+    assert store_dir(data_dir, "detail").is_dir()
+
+
+def test_max_side_stores_downscaled_copies(server, data_dir, keys):
+    report = download(data_dir, keys[:6], server.url, DownloadOptions(**{**FAST, "retries": 0}, max_side=40),
+                      progress=False)
+    assert report.store == "art-40" and report.counts == {"ok": 6}
+    for k in keys[:6]:
+        img = Image.open(store_dir(data_dir, "art-40") / f"{k}.jpg")
+        assert max(img.size) == 40 and img.size == (40, 27)  # 96 x 64 scaled, aspect kept
+    check_store_matches_manifest(data_dir, "art-40", dict.fromkeys(keys[:6]))
+
+
+def test_rerun_reconciles_manifest_and_disk(server, data_dir, keys, jpegs):
+    some = keys[:12]
+    download(data_dir, some, server.url, DownloadOptions(**FAST), progress=False)
+    folder = store_dir(data_dir, "art")
+    (folder / f"{some[0]}.jpg").unlink()                                   # deleted by the user
+    data = bytearray((folder / f"{some[1]}.jpg").read_bytes())
+    data[200] ^= 0xFF
+    (folder / f"{some[1]}.jpg").write_bytes(bytes(data))                   # same size, other bytes
+    (folder / f"{some[2]}.jpg.123.part").write_bytes(b"half")              # left by a killed run
+    with Manifest(manifest_db(data_dir)) as m:                             # renamed, then killed
+        m.set_state("art", some[3], "pending")
+    report = download(data_dir, some, server.url, DownloadOptions(**FAST), progress=False)
+    assert (report.fetched, report.adopted, report.partials_removed) == (1, 1, 1)
+    assert server.served[some[0]] == 2 and server.served[some[3]] == 1
+    report = download(data_dir, some, server.url, DownloadOptions(**FAST, verify=True), progress=False)
+    assert report.fetched == 1 and server.served[some[1]] == 2
+    check_store_matches_manifest(data_dir, "art", {k: jpegs[k] for k in some})
+
+
+def test_one_download_per_data_dir(server, data_dir, keys):
+    with exclusive(data_dir), pytest.raises(UserError, match="another `imagemachines wga download`"):
+        download(data_dir, keys[:2], server.url, DownloadOptions(**FAST), progress=False)
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    ({"concurrency": 0}, "--concurrency"), ({"rate": -1}, "--rate"), ({"max_side": 4}, "--max-side"),
+    ({"variant": "big"}, "unknown image variant"),
+])
+def test_bad_options_are_clear_errors(data_dir, option, message):
+    with pytest.raises(UserError, match=message):
+        download(data_dir, ["a/b"], "http://127.0.0.1:9", DownloadOptions(**option), progress=False)
+
+
+def test_empty_selection_is_an_error(capsys, monkeypatch, data_dir):
+    code, _, err = run_cli(capsys, monkeypatch, "wga", "download", "TYPE=nothing", "--data-dir", str(data_dir))
+    assert code == 2 and "selects no artwork" in err
+
+
+def test_images_decode_check_rejects_truncation(jpegs):
+    from imagemachines.wga.images import NotAnImage, decode_check
+
+    data = next(iter(jpegs.values()))
+    assert decode_check(data) == Image.open(io.BytesIO(data)).size
+    with pytest.raises(NotAnImage):
+        decode_check(data[: len(data) - 40])
