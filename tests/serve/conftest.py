@@ -31,9 +31,11 @@ class EngineSpy:
         self.gate.set()
         self.entered = threading.Event()
         self.at_step: int | None = None
+        self.only_size: int | None = None
 
-    def hold(self, at_step: int | None = None) -> None:
-        self.at_step = at_step
+    def hold(self, at_step: int | None = None, only_size: int | None = None) -> None:
+        """Hold the next calls (of side *only_size*, when given) until :meth:`release`."""
+        self.at_step, self.only_size = at_step, only_size
         self.entered.clear()
         self.gate.clear()
 
@@ -48,6 +50,8 @@ class EngineSpy:
 
     def __call__(self, model, units, **kw):
         self.calls.append({"units": [str(u) for u in units], "size": kw["size"], "seeds": list(kw["seed"])})
+        if self.only_size is not None and kw["size"] != self.only_size:
+            return render(model, units, **kw)
         if self.at_step is None:
             self._wait(kw["stop"])
         else:

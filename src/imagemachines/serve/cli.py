@@ -34,7 +34,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve(
     models: list[str] = typer.Argument(
-        None, metavar="[MODEL]...",
+        None, metavar="MODEL",
         help="Registry names or run directories to serve (default: the engine's default, mobilenet_v2).",
     ),
     host: str = typer.Option("127.0.0.1", help="Address to listen on. Other machines can connect only if you "

@@ -214,7 +214,7 @@ function buildGrid() {
     card.dataset.state = "idle";
     card.setAttribute("role", "option");
     card.setAttribute("aria-selected", String(i === S.unit));
-    card.innerHTML = '<div class="bar"><i></i></div><div class="frame"><img alt=""></div>' +
+    card.innerHTML = '<div class="meter"><i></i></div><div class="frame"><img alt=""></div>' +
       '<div class="label"><span class="name"></span><span class="act"></span></div>';
     card.querySelector(".name").textContent = unitName(i);
     card.querySelector("img").alt = `${info.name} ${unitName(i)}`;
@@ -277,7 +277,7 @@ function showThumb(card, src) {
 
 function updateCard(card, s) {
   card.dataset.state = s.state;
-  card.querySelector(".bar i").style.width = `${Math.round(s.progress * 100)}%`;
+  card.querySelector(".meter i").style.width = `${Math.round(s.progress * 100)}%`;
   if (s.activation !== null) card.querySelector(".act").textContent = s.activation.toFixed(2);
   const img = card.querySelector("img");
   if (s.state === "running" && s.step > 0 && s.step !== card.shownStep && img.complete) {

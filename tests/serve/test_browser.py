@@ -1,0 +1,95 @@
+"""A real headless Chromium drives the web interface: load, pick a layer, open a unit, watch it fill in."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from imagemachines.serve.app import create_app
+from imagemachines.serve.schemas import Limits
+from tests.conftest import tiny_loaded_model
+from tests.serve.conftest import live_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(tmp_path, spy):
+    app = create_app({"tiny": tiny_loaded_model()}, cache_dir=tmp_path / "cache", render_fn=spy,
+                     limits=Limits(max_size=96, max_steps=32))
+    with live_server(app) as base:
+        yield base
+    app.state.scheduler.close()
+
+
+def test_pick_a_layer_open_a_unit_and_watch_it_fill_in(browser, site, spy):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}") if "/events" not in r.url else None)
+    page.goto(f"{site}/#steps=12&grid=32&size=96")
+    page.wait_for_selector("#layer option", state="attached")
+    page.select_option("#layer", "features.1")
+    page.wait_for_function("document.querySelectorAll('#grid .card').length === 16")
+    page.wait_for_selector(".card[data-state=done] img.shown", timeout=20_000)  # thumbnails render in view
+    assert "features.1" in page.inner_text("#layer-info")
+
+    spy.hold(at_step=1, only_size=96)  # stop the large render after its first step: a preview must show
+    page.click(".card[data-index='5']")
+    page.wait_for_selector("#detail-img[data-state=running]", timeout=20_000)
+    page.wait_for_function("document.getElementById('detail-img').naturalWidth === 96")
+    assert "step" in page.get_attribute("#detail-img", "src")
+    assert "Rendering" in page.inner_text("#detail-status")
+    spy.release()
+    page.wait_for_selector("#detail-img[data-state=done]", timeout=20_000)
+    page.wait_for_function("document.getElementById('detail-img').complete")
+    assert re.search(r"activation \d", page.inner_text("#detail-status"))
+    assert "features.1:5" in page.inner_text("#recipe")
+    assert page.get_attribute("#download", "aria-disabled") == "false"
+    assert "unit=5" in page.url and "layer=features.1" in page.url
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve.png"))
+
+    page.keyboard.press("ArrowRight")  # keyboard navigation: the next unit, with its own address
+    page.wait_for_function("location.hash.includes('unit=6')")
+    assert page.inner_text("#detail-title").startswith("features.1 · channel 6")
+    page.wait_for_selector("#detail-img[data-state=done]", timeout=20_000)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#detail", state="hidden")
+    assert errors == []
+
+
+def test_a_deep_link_opens_the_same_view(browser, site):
+    link = f"{site}/#model=tiny&layer=logits&unit=3&method=lucid&size=64&steps=8&seed=4&grid=32"
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    page.goto(link)
+    page.wait_for_selector("#detail-img[data-state=done]", timeout=20_000)
+    title = page.inner_text("#detail-title")
+    assert "logits · class 3" in title and "class3" in title  # class names come from the model
+    recipe = page.inner_text("#recipe")
+    assert re.search(r"seed\s+4", recipe) and re.search(r"size\s+64", recipe)
+    assert page.input_value("#seed") == "4" and page.input_value("#layer") == "logits"
+    assert page.url == link  # the address stays exactly what was shared
+    first = page.get_attribute("#detail-img", "src")
+    page.reload()
+    page.wait_for_selector("#detail-img[data-state=done]", timeout=20_000)
+    assert page.get_attribute("#detail-img", "src") == first  # same address, same render (from the cache)

@@ -1,0 +1,88 @@
+"""`imagemachines serve`: safe defaults, clear errors, light imports."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import imagemachines.models
+from imagemachines.cli import app
+from imagemachines.errors import UserError
+from tests.conftest import tiny_loaded_model
+
+runner = CliRunner()
+
+
+def free_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """Run `serve` without a network server: capture what uvicorn.run would get; tiny models instead of real."""
+    import uvicorn
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(imagemachines.models, "load_model", lambda name, device=None: tiny_loaded_model())
+    yield seen
+    if "app" in seen:
+        seen["app"].state.scheduler.close()
+
+
+def test_help_lists_the_options():
+    result = runner.invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--device", "--cache-dir", "--allow-origin", "--max-size", "--max-queue"):
+        assert option in result.output
+
+
+def test_the_cli_module_imports_nothing_heavy():
+    code = ("import sys, imagemachines.serve.cli; "
+            "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_binds_loopback_with_cors_closed_by_default(started, tmp_path):
+    port = free_port()
+    result = runner.invoke(app, ["serve", "--cache-dir", str(tmp_path), "--port", port])
+    assert result.exit_code == 0, result.output
+    assert started["host"] == "127.0.0.1" and started["port"] == int(port)
+    served = started["app"]
+    assert list(served.state.catalog.models) == ["tiny"]
+    assert served.state.scheduler.cache.root == tmp_path
+    assert not any("CORS" in str(m) for m in served.user_middleware)
+
+
+def test_options_reach_the_app(started, tmp_path):
+    args = ["serve", "--cache-dir", str(tmp_path), "--port", free_port(), "--allow-origin", "http://gallery.example",
+            "--max-size", "300", "--max-queue", "5", "--host", "0.0.0.0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "there is no login" in result.output  # a warning when listening beyond this machine
+    served = started["app"]
+    limits = served.state.catalog.limits
+    assert (limits.max_size, limits.max_queue) == (300, 5)
+    assert any("CORS" in str(m) for m in served.user_middleware)
+
+
+def test_a_busy_port_is_a_clear_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port)])
+    assert isinstance(result.exception, UserError)
+    assert f"--port {port + 1}" in str(result.exception)
+
+
+def test_two_models_with_one_name_are_refused(started, tmp_path):
+    result = runner.invoke(app, ["serve", "a", "b", "--cache-dir", str(tmp_path), "--port", free_port()])
+    assert isinstance(result.exception, UserError) and "both called 'tiny'" in str(result.exception)
