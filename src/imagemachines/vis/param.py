@@ -45,9 +45,9 @@ class PixelImage(nn.Module):
         return torch.sigmoid(self.pixels)
 
 
-def decorrelate_colors(t: torch.Tensor) -> torch.Tensor:
+def decorrelate_colors(t: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
     """Map decorrelated colour channels back to RGB (B, 3, H, W)."""
-    m = COLOR_DECORRELATION.to(t.device, t.dtype)
+    m = COLOR_DECORRELATION.to(t.device, t.dtype) if matrix is None else matrix
     return torch.einsum("bchw,dc->bdhw", t, m)
 
 
@@ -60,12 +60,13 @@ class FourierImage(nn.Module):
         freqs = rfft2d_freqs(size, size)
         scale = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
         self.register_buffer("scale", scale[None, None, :, :, None])
+        self.register_buffer("colors", COLOR_DECORRELATION.clone())
         self.spectrum = nn.Parameter(seeded_randn((3, *freqs.shape, 2), seeds) * sd)
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex((self.scale * self.spectrum).contiguous())
         image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho") / 4.0
-        return torch.sigmoid(decorrelate_colors(image))
+        return torch.sigmoid(decorrelate_colors(image, self.colors))
 
 
 class PhaseImage(nn.Module):
@@ -80,6 +81,7 @@ class PhaseImage(nn.Module):
         super().__init__()
         self.size = magnitude.shape[-2]
         self.register_buffer("magnitude", magnitude[None].float())
+        self.register_buffer("colors", COLOR_DECORRELATION.clone())
         self.phase = nn.Parameter(seeded_randn(magnitude.shape, seeds) * math.pi)
 
     def forward(self) -> torch.Tensor:
@@ -87,4 +89,4 @@ class PhaseImage(nn.Module):
         image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho")
         image = image - image.mean(dim=(-2, -1), keepdim=True)
         image = image / (image.std(dim=(-2, -1), keepdim=True) + 1e-8)
-        return torch.sigmoid(decorrelate_colors(image) * 1.5)
+        return torch.sigmoid(decorrelate_colors(image, self.colors) * 1.5)

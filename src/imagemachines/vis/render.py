@@ -122,8 +122,11 @@ def render(
     device = model.device
     tap = model.tap(objective.layers)
 
+    mean = torch.tensor(model.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(model.std, device=device).view(1, 3, 1, 1)
+
     def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return tap(model.normalize(x))
+        return tap((x - mean) / std)
 
     total = recipe.steps * recipe.octaves if isinstance(recipe, ClassicRecipe) else recipe.steps
     monitor = Monitor(total, preview_every, on_progress, stop)
