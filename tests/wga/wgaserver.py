@@ -52,6 +52,7 @@ class WgaServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body wait ~40 ms on delayed ACKs
 
             def log_message(self, *args) -> None:
                 pass
