@@ -45,7 +45,9 @@ def test_pick_a_layer_open_a_unit_and_watch_it_fill_in(browser, site, spy):
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("requestfailed", lambda r: errors.append(f"{r.url} {r.failure}") if "/events" not in r.url else None)
+    # superseded preview images and closed event streams are aborted by design; anything else is an error
+    page.on("requestfailed", lambda r: None if "ERR_ABORTED" in (r.failure or "") else errors.append(
+        f"{r.url} {r.failure}"))
     page.goto(f"{site}/#steps=12&grid=32&size=96")
     page.wait_for_selector("#layer option", state="attached")
     page.select_option("#layer", "features.1")

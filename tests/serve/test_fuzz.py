@@ -50,13 +50,18 @@ requests = st.fixed_dictionaries(
 )
 
 
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(app) as c:  # runs the app's lifespan (schemathesis's calls may have run and ended one)
+        yield c
+
+
 @pytest.mark.slow
-@given(requests)
+@given(req=requests)
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-def test_valid_looking_requests_render_or_say_why(req):
+def test_valid_looking_requests_render_or_say_why(client, req):
     """Requests aimed at real layers: each is accepted and renders (never fails in the engine), or gets a
     4xx that says what to change."""
-    client = TestClient(app)  # no lifespan: the module fixture closes the scheduler at the end
     r = client.post("/api/renders", json=req)
     assert r.status_code in (200, 202, 422), r.text
     if r.status_code in (200, 202):

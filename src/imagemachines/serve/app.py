@@ -62,6 +62,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        scheduler.open()
         yield
         scheduler.close()
 

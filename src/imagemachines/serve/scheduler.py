@@ -89,10 +89,9 @@ class Job:
 class QueueFull(Exception):
     """The queue is at its bound; try again after *retry_after* seconds."""
 
-    def __init__(self, retry_after: int, queued: int):
-        super().__init__(
-            f"The render queue is full ({queued} requests waiting). Try again in about {retry_after} s."
-        )
+    def __init__(self, retry_after: int, queued: int, message: str | None = None):
+        super().__init__(message or
+                         f"The render queue is full ({queued} requests waiting). Try again in about {retry_after} s.")
         self.retry_after = retry_after
 
 
@@ -156,7 +155,7 @@ class Scheduler:
         key = self.key(spec)
         with self._cond:
             if self._closing:
-                raise QueueFull(5, len(self._queued))
+                raise QueueFull(5, 0, "The server is shutting down; try again in a few seconds.")
             job = self._jobs.get(key)
             if job is not None and (job.state in ("queued", "running") or
                                     (job.state == "done" and self.cache.png(key))):
@@ -247,6 +246,11 @@ class Scheduler:
                     **self.stats}
 
     # -- lifecycle ----------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Take work again after :meth:`close` (an app's lifespan may start more than once, as in tests)."""
+        with self._cond:
+            self._closing = False
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking work, cancel what is queued or running, and wait for the worker to finish."""
         with self._cond:
