@@ -105,6 +105,9 @@ class _Trainer:
             bb = build_classifier(cfg.arch, len(self.classes), cfg.head, aux, cfg.weights)
             module, mean, std, base_weights, head = bb.module, bb.mean, bb.std, bb.weights_id, bb.head
             size = cfg.image_size or bb.input_size
+        if aux and cfg.arch == "inception_v3" and int(size) < 299:
+            raise UserError("InceptionV3's auxiliary head needs 299 px images: use --image-size 299, or "
+                            "--aux-weight 0 to train without it (as the seed did).")
         self.start = int(resume["epoch"]) if resume else 0
         self.resume = resume
         self.size, self.mean, self.std = int(size), tuple(mean), tuple(std)
