@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 def _close_scheduler():
     yield
     app.state.scheduler.close()
+    shutil.rmtree(CACHE, ignore_errors=True)
 
 
 @pytest.mark.slow

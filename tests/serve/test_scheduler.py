@@ -209,7 +209,7 @@ def test_memory_stays_flat_over_many_requests(make):
     s = make(engine, limits=Limits(max_jobs=40))
     first = s.submit(spec(0, size=16, steps=1, seed=0))
     wait(s, first)
-    for seed in range(1, 400):
+    for seed in range(1, 1000):
         wait(s, s.submit(spec(seed % 16, size=16, steps=1, seed=seed)))
     counts = s.counts()
     assert counts["known"] <= 40 and counts["queued"] == 0
