@@ -541,6 +541,7 @@ async function start() {
   window.addEventListener("popstate", applyHash);
   window.addEventListener("hashchange", applyHash);
   showQueue();
+  setInterval(() => { if (!document.hidden) showQueue(); }, 2000);
 }
 
 start();
