@@ -250,3 +250,17 @@ def test_close_cancels_everything_and_stops_the_worker(make):
     assert not s._thread.is_alive()
     with pytest.raises(QueueFull):
         s.submit(spec(2))
+
+
+def test_a_failure_while_storing_a_result_fails_the_job_not_the_worker(make):
+    engine = FakeEngine()
+    s = make(engine)
+
+    def broken_put(key, render, request):
+        raise TypeError("recipe is not JSON-able")
+
+    s.cache.put = broken_put
+    snap = wait(s, s.submit(spec(1)))
+    assert snap["state"] == "failed" and "JSON-able" in snap["error"]
+    del s.cache.put  # the real method again
+    assert wait(s, s.submit(spec(2)))["state"] == "done"

@@ -323,6 +323,9 @@ class Scheduler:
                 started = time.monotonic()
                 try:
                     self._render(batch)
+                except Exception as exc:  # noqa: BLE001 - the worker must outlive any one batch
+                    log.exception("render batch failed")
+                    self._finish(batch, "failed", f"The server could not finish this render ({exc}).")
                 finally:
                     with self._cond:
                         self._running = []
@@ -407,8 +410,8 @@ class Scheduler:
         """
         if not self.preempt or not self._queued:
             return False
-        lead = batch[0]
-        if lead.preempted >= 2 or (lead.total and lead.step * 2 > lead.total):
+        lead = next((j for j in batch if j.state == "running"), None)
+        if lead is None or lead.preempted >= 2 or (lead.total and lead.step * 2 > lead.total):
             return False
         return max(j.spec.size for j in self._queued.values()) > lead.spec.size
 
