@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import wgafake
 from clirun import run_cli
 
@@ -18,6 +19,7 @@ def _stored(root):
 
 
 def test_default_source_is_the_servers_xls_zip(capsys, monkeypatch, server, tmp_path, rows, keys):
+    pytest.importorskip("xlwt")
     monkeypatch.setenv("IMAGEMACHINES_WGA_BASE_URL", server.url)
     code, out, err = run_cli(capsys, monkeypatch, "wga", "catalog", "--data-dir", str(tmp_path / "d"))
     assert code == 0, err

@@ -35,6 +35,7 @@ def test_clean_text_drops_float_suffix_only():
 
 
 def test_xls_roundtrip_restores_dates_and_keeps_names(rows):
+    pytest.importorskip("xlwt")
     parsed = parse_catalog(wgafake.zipped("catalog.xls", wgafake.to_xls(rows)), "data_xls.zip")
     assert parsed.fmt == "xls" and parsed.member == "data_xls.zip:catalog.xls"
     assert parsed.rows == rows  # every value, quirks included, exactly as intended

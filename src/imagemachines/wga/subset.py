@@ -214,6 +214,9 @@ def build_subset(root: Path, name: str, opts: SubsetOptions) -> SubsetReport:
         for cls, ids in by_class.items():
             for i in ids:
                 rel = Path(assignment[i]) / cls / (i.replace("/", "__") + ".jpg")
+                if (tmp / rel).exists():
+                    raise UserError(f"two artworks would share the file name {rel.name}; report this catalog "
+                                    f"quirk (ids {i!r} and another).")
                 _link(folder / ok[i].path, tmp / rel, opts.link, links)
                 records.append({"path": rel.as_posix(), "split": assignment[i], "class": cls,
                                 **rows_by_class[cls][i], "sha256": ok[i].sha256})
