@@ -94,3 +94,11 @@ def test_cli_errors_and_hints(capsys, monkeypatch, data_dir, tmp_path):
     assert code == 0 and out.strip() == "0" and "Did you mean: portrait" in err
     code, _, err = run_cli(capsys, monkeypatch, "wga", "query", "--data-dir", str(tmp_path / "empty"))
     assert code == 2 and "run `imagemachines wga catalog` first" in err
+
+
+def test_data_dir_with_odd_characters(capsys, monkeypatch, data_dir, tmp_path, rows):
+    odd = tmp_path / "my data #1 ?%"
+    odd.mkdir()
+    (odd / "catalog.sqlite").write_bytes((data_dir / "catalog.sqlite").read_bytes())
+    code, out, err = run_cli(capsys, monkeypatch, "wga", "query", "--count", "--data-dir", str(odd))
+    assert code == 0 and int(out) == len(rows), err

@@ -1,0 +1,1 @@
+"""Web Gallery of Art data: catalog, query language, resumable downloader, subset builder."""

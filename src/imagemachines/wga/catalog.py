@@ -46,7 +46,7 @@ def fold(value: str | None) -> str:
 
 def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     """Open a catalog database with the ``fold`` SQL function registered."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro" if readonly else str(path), uri=readonly)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro" if readonly else str(path), uri=readonly)
     conn.create_function("fold", 1, fold, deterministic=True)
     return conn
 
