@@ -29,7 +29,8 @@ from imagemachines.vis import Channel, Unit, render, save_render
 from imagemachines.vis.transforms import resize
 
 LAYERS = ["features.6", "features.10", "features.14", "features.17", LOGITS]
-CLASSES = [1, 130, 281, 417, 430, 574, 949, 980]  # goldfish, flamingo, tabby, balloon, basketball, golf ball, strawberry, volcano
+# goldfish, flamingo, tabby, balloon, basketball, golf ball, strawberry, volcano
+CLASSES = [1, 130, 281, 417, 430, 574, 949, 980]
 
 
 def scorer(model, layer: str):

@@ -5,25 +5,30 @@
 >>> model = load_model("mobilenet_v2")
 >>> [r] = render(model, Unit("features.14", 40))
 >>> save_render(r, Path("out/features-14_40.png"))
+
+Names are imported on first use, so ``imagemachines.vis.cli`` (and ``imagemachines --help``) do not pay for
+importing torch.
 """
 
-from imagemachines.vis.io import contact_sheet, read_recipe, save_render
-from imagemachines.vis.objectives import (
-    Channel,
-    ClassLogit,
-    Direction,
-    Diversity,
-    Neuron,
-    Objective,
-    PerImage,
-)
-from imagemachines.vis.progress import Progress, RenderCancelled
-from imagemachines.vis.recipes import METHODS, method_defaults
-from imagemachines.vis.render import Render, render, score
-from imagemachines.vis.units import Unit, parse_channels
+from __future__ import annotations
 
-__all__ = [
-    "METHODS", "Channel", "ClassLogit", "Direction", "Diversity", "Neuron", "Objective", "PerImage", "Progress",
-    "Render", "RenderCancelled", "Unit", "contact_sheet", "method_defaults", "parse_channels", "read_recipe",
-    "render", "save_render", "score",
-]
+import importlib
+
+_EXPORTS = {
+    "contact_sheet": "io", "read_recipe": "io", "save_render": "io",
+    "Channel": "objectives", "ClassLogit": "objectives", "Direction": "objectives", "Diversity": "objectives",
+    "Neuron": "objectives", "Objective": "objectives", "PerImage": "objectives",
+    "Progress": "progress", "RenderCancelled": "progress",
+    "METHODS": "recipes", "method_defaults": "recipes",
+    "Render": "render", "render": "render", "score": "render",
+    "Unit": "units", "parse_channels": "units",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'imagemachines.vis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"imagemachines.vis.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
