@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-WORKERS = "CPU cores - 1, at most 8"
+WORKERS = "0 on CPU; with CUDA, CPU cores - 1, at most 8"
 
 
 def _opt(help: str, default: str, *flags: str):  # noqa: A002 - mirrors typer's keyword

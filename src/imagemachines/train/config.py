@@ -14,8 +14,12 @@ BALANCE = ("weighted", "sampler", "none")
 RESUMABLE = ("epochs", "device", "workers")
 
 
-def default_workers() -> int:
-    """Data-loading processes: one core left to the training process, at most 8."""
+def default_workers(device_type: str = "cpu") -> int:
+    """Data-loading processes. With a GPU: one per core but one, at most 8. On a CPU: none, since loader
+    processes take cores from the training threads (measured slower on 2 cores, docs/train.md), and
+    decoding an image costs a few percent of a CPU training step."""
+    if device_type != "cuda":
+        return 0
     return max(0, min(8, (os.cpu_count() or 1) - 1))
 
 
@@ -43,7 +47,7 @@ class TrainConfig:
     seed: int = 0
     keep_epochs: bool = True
     device: str = "auto"
-    workers: int = -1  # -1: default_workers()
+    workers: int = -1  # -1: default_workers(device)
 
     @classmethod
     def from_args(cls, data_dir: str | Path, **given) -> TrainConfig:
@@ -81,9 +85,8 @@ class TrainConfig:
             if not ok:
                 raise UserError(message)
 
-    @property
-    def n_workers(self) -> int:
-        return default_workers() if self.workers < 0 else self.workers
+    def loader_workers(self, device_type: str) -> int:
+        return default_workers(device_type) if self.workers < 0 else self.workers
 
     def as_dict(self) -> dict:
         return asdict(self)

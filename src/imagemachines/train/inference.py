@@ -45,7 +45,7 @@ def score(model: LoadedModel, samples: Sequence[Sample], *, batch_size: int = 32
     ds = ImageFiles(samples, eval_transform(model.input_size, model.mean, model.std))
     loader = torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=False, collate_fn=collate,
-        num_workers=default_workers() if workers is None else workers,
+        num_workers=default_workers(model.device.type) if workers is None else workers,
     )
     probs, kept, skipped = [], [], []
     model.module.eval()

@@ -177,7 +177,8 @@ class _Trainer:
                    if cfg.balance == "sampler" else None)
         sampler = EpochSampler(len(train_ds), seed=cfg.seed, rank=dist.rank, world=dist.world, weights=weights)
         per_rank = math.ceil(cfg.batch_size / dist.world)
-        common = {"num_workers": cfg.n_workers, "collate_fn": collate, "pin_memory": self.device.type == "cuda"}
+        common = {"num_workers": cfg.loader_workers(self.device.type), "collate_fn": collate,
+                  "pin_memory": self.device.type == "cuda"}
 
         def train_loader(epoch: int):
             sampler.set_epoch(epoch)
