@@ -77,6 +77,13 @@ def gather(obj, dist: Dist) -> list:
     return out
 
 
+def sync_buffers(module: torch.nn.Module, dist: Dist) -> None:
+    """Give every process rank 0's buffers (BatchNorm statistics drift apart in the last training step)."""
+    if dist.active:
+        for buf in module.buffers():
+            td.broadcast(buf, 0)
+
+
 def barrier(dist: Dist) -> None:
     if dist.active:
         td.barrier()

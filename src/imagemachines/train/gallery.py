@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image
 
 THUMB = 200
-META_SKIP = {"path", "split", "class", "file", "filename"}
+META_SKIP = {"path", "split", "class", "file", "filename", "sha256"}
 META_FIRST = ("AUTHOR", "TITLE", "DATE", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE", "FORM")
 
 CSS = """

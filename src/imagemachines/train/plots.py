@@ -18,12 +18,15 @@ def _pyplot():
 def curves(records: Sequence[dict], path: Path, title: str = "") -> Path:
     """Training and validation loss and accuracy per epoch, side by side."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in records]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, key, label in ((ax_loss, "loss", "loss (cross-entropy)"), (ax_acc, "acc", "accuracy")):
         ax.plot(epochs, [r[f"train_{key}"] for r in records], "o-", label="training")
         ax.plot(epochs, [r[f"val_{key}"] for r in records], "s-", label="validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         ax.legend()

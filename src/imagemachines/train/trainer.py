@@ -231,6 +231,7 @@ class _Trainer:
             tr = train_epoch(model, train_loader(epoch), optimizer, loss_fn, amp=amp, aux_weight=cfg.aux_weight,
                              set_mode=lambda: train_mode(self.module, self.frozen), dist=dist, device=self.device,
                              desc=desc)
+            D.sync_buffers(self.module, dist)
             val_loss, confusion, val_bad = validate(self.module, val_loader, len(self.classes), amp=amp, dist=dist,
                                                     device=self.device, desc=f"{desc} validation")
             self._note_skipped(tr.bad, val_bad, val_loader.dataset)
