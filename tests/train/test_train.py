@@ -118,3 +118,17 @@ def test_corrupt_images_are_skipped_and_reported(tmp_path, capsys):
     record = json.loads((run / "run.json").read_text())["epochs"][0]
     assert record["train_images"] == 12 and record["val_images"] == 6 and record["skipped"] == 2
     assert "Skipped 2 unreadable image(s)" in capsys.readouterr().err
+
+
+def test_only_rank_0_checks_the_output_folder(tmp_path, monkeypatch):
+    """Under torchrun rank 0 may already have written run.json when rank 1 looks: rank 1 must not object."""
+    data = make_dataset(tmp_path / "data", {"train": 2, "val": 1}, size=16)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.json").write_text("{}")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg, previous = prepare(data, {"out": str(tmp_path / "run")})
+    assert cfg.out == str(tmp_path / "run") and previous is None
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(UserError, match="--resume"):
+        prepare(data, {"out": str(tmp_path / "run")})

@@ -46,6 +46,8 @@ def prepare(data_dir: str | Path, given: dict, resume: bool = False) -> tuple[Tr
         cfg = saved.resumed({**given, "data_dir": str(data_dir)})
         cfg.out = str(run_dir)
         return cfg, meta
+    if not D.from_env().main:
+        return cfg, None  # under torchrun rank 0 checks the folder (and may already have started writing it)
     if (run_dir / RUN_FILE).is_file():
         raise UserError(f"{run_dir} already holds a training run. Continue it with --resume, or choose another "
                         "--out for a new run.")
