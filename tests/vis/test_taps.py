@@ -81,3 +81,28 @@ def test_layer_table_lists_blocks_with_shapes():
     assert table[LOGITS].channels == 5
     assert "features.0.0" not in table
     assert "features.0.0" in {layer.name for layer in model.layers(all=True)}
+
+
+def test_folded_batchnorm_fast_tap_matches_the_original():
+    model = tiny_loaded_model()
+    x1 = torch.rand(2, 3, 32, 32, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_(True)
+    fast = model.tap(["features.1"], fast=True)(x1)["features.1"]
+    plain = model.tap(["features.1"])(x2)["features.1"]
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)
+    (g1,) = torch.autograd.grad(fast[:, 2].mean(), x1)
+    (g2,) = torch.autograd.grad(plain[:, 2].mean(), x2)
+    torch.testing.assert_close(g1, g2, rtol=1e-4, atol=1e-6)
+    _, folded_module, folded = model._fast
+    assert folded == {"features.0.0", "features.1.0"}
+    assert model.tap(["features.1"], fast=True).model is folded_module
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded_module.modules()) == 0
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.module.modules()) == 2  # original untouched
+
+
+def test_fast_tap_on_a_folded_conv_uses_the_original_network():
+    model = tiny_loaded_model()
+    x = torch.rand(1, 3, 32, 32)
+    tap = model.tap(["features.1.0"], fast=True)
+    assert tap.model is model.module
+    torch.testing.assert_close(tap(x)["features.1.0"], model.tap(["features.1.0"])(x)["features.1.0"])

@@ -71,7 +71,7 @@ def classic(
         img = resize(img, size)
         for i in range(recipe.steps):
             img.requires_grad_(True)
-            x = img.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else img
+            x = img.contiguous(memory_format=torch.channels_last)
             with autocast(device):
                 values = objective(forward(x))
             (grad,) = torch.autograd.grad(values.sum(), img)

@@ -42,8 +42,7 @@ def ascend(
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
         x = augment(image(), step)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device):
             values = objective(forward(x))
         values = values.view(-1, group).mean(dim=1) if group > 1 else values

@@ -74,12 +74,6 @@ def _seeds(seed: int | Sequence[int], n: int) -> list[int]:
     return seeds
 
 
-def _prepare(model: LoadedModel) -> None:
-    if model.device.type == "cuda" and not getattr(model, "_channels_last", False):
-        model.module.to(memory_format=torch.channels_last)
-        model._channels_last = True  # type: ignore[attr-defined]
-
-
 def render(
     model: LoadedModel,
     units: Unit | Sequence[Unit] | Objective,
@@ -118,9 +112,8 @@ def render(
         raise UserError(f"A render takes 1 to {MAX_BATCH} units at once; got {n}.")
     seeds = _seeds(seed, n)
     objective = objective_for(1)
-    _prepare(model)
     device = model.device
-    tap = model.tap(objective.layers)
+    tap = model.tap(objective.layers, fast=True)
 
     mean = torch.tensor(model.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(model.std, device=device).view(1, 3, 1, 1)
