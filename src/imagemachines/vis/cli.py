@@ -90,7 +90,7 @@ def visualize_command(
     steps: int | None = typer.Option(None, help="Optimisation steps (classic: per octave)."),
     seed: int = typer.Option(0, help="Random seed: the same seed on the same device gives the same image."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    batch: int | None = typer.Option(None, help="Units rendered together (default 8 on CPU, 64 on GPU)."),
+    batch: int | None = typer.Option(None, help="Units rendered together (default 4 on CPU, 64 on GPU)."),
     out: Path = typer.Option(Path("out"), help="Output folder for PNG + JSON files."),
     weights: str = typer.Option("imagenet", help=WEIGHTS_HELP),
 ) -> None:
@@ -106,7 +106,7 @@ def visualize_command(
     recipe = make_recipe(method, size, steps)
     m = load_model(model, weights=weights, device=device)
     units = _units(m, layer, channel, channels, class_, neuron)
-    per_batch = batch or (64 if m.device.type == "cuda" else 8)
+    per_batch = batch or (64 if m.device.type == "cuda" else 4)
     total = recipe.steps * (recipe.octaves if isinstance(recipe, ClassicRecipe) else 1)
     results = []
     bar = tqdm(total=total * len(units), unit="step", desc=f"{m.name} {units[0].layer}")
