@@ -9,34 +9,18 @@ then the previous epoch's optimizer state is deleted. A crash at any point leave
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
+from imagemachines.fileio import atomic_write
 from imagemachines.models.checkpoint import FORMAT, RUN_FILE, inside, read_tensors
 from imagemachines.models.registry import file_sha256
 
 
-def _atomic(path: Path, write) -> None:
-    """Write through *write(tmp_path)* to a temporary file beside *path*, then rename it over *path*."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: tmp.write_text(text))
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(path: Path, data) -> None:
@@ -48,7 +32,7 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     from safetensors.torch import save_file
 
     plain = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(plain, str(tmp)))
+    atomic_write(path, lambda tmp: save_file(plain, str(tmp)))
     return file_sha256(path)
 
 

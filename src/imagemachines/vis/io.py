@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, PngImagePlugin
 
+from imagemachines.fileio import atomic_write
+
 RECIPE_KEY = "imagemachines"
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_render(render, path: Path) -> Path:
@@ -30,9 +22,9 @@ def save_render(render, path: Path) -> Path:
     info = PngImagePlugin.PngInfo()
     info.add_text(RECIPE_KEY, text)
     info.add_text("Software", f"imagemachines {render.recipe.get('imagemachines', '')}".strip())
-    _atomic_write(path, lambda tmp: render.image.save(tmp, format="PNG", pnginfo=info))
+    atomic_write(path, lambda tmp: render.image.save(tmp, format="PNG", pnginfo=info))
     sidecar = path.with_suffix(".json")
-    _atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(render.recipe, indent=2, sort_keys=True) + "\n"))
+    atomic_write(sidecar, lambda tmp: tmp.write_text(json.dumps(render.recipe, indent=2, sort_keys=True) + "\n"))
     return path
 
 
@@ -58,5 +50,5 @@ def contact_sheet(renders: Sequence, path: Path, thumb: int = 160, columns: int 
         draw.text((x + 4, y + thumb + 2), name, fill=(230, 230, 230))
         draw.text((x + 4, y + thumb + 14), f"act {r.activation:.2f}", fill=(160, 160, 160))
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
     return path
