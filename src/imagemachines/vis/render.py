@@ -168,9 +168,10 @@ def _run(recipe, forward, objective_for, seeds, device, monitor) -> torch.Tensor
     assert isinstance(recipe, MacoRecipe)
     image = PhaseImage(seeds, load_spectrum(recipe.spectrum, recipe.size)).to(device)
     generators = [torch.Generator().manual_seed(s * 1_000_003 + 13) for s in seeds]
+    noise_generators = [torch.Generator(device=device).manual_seed(s * 1_000_003 + 17) for s in seeds]
 
     def augment(images: torch.Tensor, _step: int) -> torch.Tensor:
-        return random_crops(images, recipe.crops, generators, recipe.crop_min, recipe.noise)
+        return random_crops(images, recipe.crops, generators, noise_generators, recipe.crop_min, recipe.noise)
 
     ascend(forward, objective_for(recipe.crops), image, augment, steps=recipe.steps, lr=recipe.lr,
            monitor=monitor, group=recipe.crops)

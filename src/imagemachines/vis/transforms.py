@@ -76,20 +76,22 @@ class RandomAffine:
 
 
 def random_crops(
-    images: torch.Tensor, n: int, generators: Sequence[torch.Generator], min_frac: float = 0.25,
-    noise: float = 0.05, out_size: int | None = None,
+    images: torch.Tensor, n: int, generators: Sequence[torch.Generator],
+    noise_generators: Sequence[torch.Generator], min_frac: float = 0.25, noise: float = 0.05,
+    out_size: int | None = None,
 ) -> torch.Tensor:
     """MACO's augmentation: *n* random square crops per image, resized, plus Gaussian noise.
 
-    Image *i* draws from ``generators[i]`` only. Returns (B*n, 3, out, out), crops of image 0 first.
+    Image *i* draws its crops from ``generators[i]`` (CPU) and its noise from ``noise_generators[i]`` (on the
+    images' device, so no noise crosses from host to device). Returns (B*n, 3, out, out), image 0's first.
     """
     b, _, h, _ = images.shape
     out = out_size or h
     draws = []
-    for g in generators:
+    for g, g_noise in zip(generators, noise_generators, strict=True):
         fr = min_frac + (1 - min_frac) * torch.rand(n, generator=g)
         cx, cy = ((torch.rand(2, n, generator=g) * 2 - 1) * (1 - fr)).unbind(0)
-        eps = torch.randn(n, 3, out, out, generator=g)
+        eps = torch.randn(n, 3, out, out, generator=g_noise, device=images.device)
         draws.append((fr, cx, cy, eps))
     fr, cx, cy = (torch.cat([d[k] for d in draws]) for k in range(3))
     zeros = torch.zeros_like(fr)
@@ -98,7 +100,7 @@ def random_crops(
     src = images.repeat_interleave(n, dim=0)
     grid = F.affine_grid(theta, [b * n, 3, out, out], align_corners=False)
     crops = F.grid_sample(src, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    eps = torch.cat([d[3] for d in draws]).to(crops.device, crops.dtype)
+    eps = torch.cat([d[3] for d in draws]).to(crops.dtype)
     return crops + noise * eps
 
 
