@@ -44,11 +44,15 @@ def test_each_method_raises_its_objective(method):
 
 
 def test_neuron_rises():
+    """Without transforms (on a 64-px image Lucid's 12-px pad and jitter move a single neuron's input around
+    too much for a tiny random net), the neuron objective climbs steadily."""
+    from imagemachines.vis.transforms import NONE
+
     model = tiny_loaded_model()
     unit = Unit(PRE_RELU, 5, 16, 16)  # the centre of the 32×32 map of a 64-px image
     before = render(model, unit, size=64, steps=1, lr=0.0)[0].activation
-    after = render(model, unit, size=64, steps=40)[0].activation
-    assert after > before + 0.2, (before, after)
+    after = render(model, unit, size=64, steps=40, transforms=NONE)[0].activation
+    assert after > before + 1.0, (before, after)
 
 
 def test_class_logit_rises_far_beyond_its_natural_spread():

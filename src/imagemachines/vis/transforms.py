@@ -24,6 +24,7 @@ class TransformSpec:
     jitter: int = 8
     scales: tuple[float, ...] = tuple(1 + (i - 5) / 50 for i in range(11))
     degrees: int = 10
+    extra_zero_angles: int = 5  # Lucid draws from range(-10, 11) + 5 * [0]: no rotation is likelier
     jitter_after: int = 4
     pad_value: float = 0.5
 
@@ -42,7 +43,8 @@ def draw_affine(spec: TransformSpec, steps: int, seeds: Sequence[int], size: int
         g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 7)
         j1 = torch.randint(-spec.jitter, spec.jitter + 1, (steps, 2), generator=g).float()
         s = torch.tensor(spec.scales)[torch.randint(len(spec.scales), (steps,), generator=g)]
-        deg = torch.randint(-spec.degrees, spec.degrees + 1, (steps,), generator=g).float()
+        angles = torch.tensor(list(range(-spec.degrees, spec.degrees + 1)) + [0] * spec.extra_zero_angles)
+        deg = angles[torch.randint(len(angles), (steps,), generator=g)].float()
         j2 = torch.randint(-spec.jitter_after, spec.jitter_after + 1, (steps, 2), generator=g).float()
         per_image.append((j1, s, deg, j2))
     j1, s, deg, j2 = (torch.stack([p[k] for p in per_image], dim=1) for k in range(4))
