@@ -35,8 +35,8 @@ BatchNorm folded into the convolutions and channels_last (about 2× less per ste
 the network alone), one `grid_sample` for the whole batch's transforms, and fewer steps to the same
 activation (the engine optimises a 224-px image directly; the reference's 128-px image is upsampled). The
 last block and the logits cannot be cut, and on a 2-core CPU a batch of 4 costs nearly 4 times one image,
-so there the engine's gain is the per-step part only (about 1.7–2×): the 5× target holds for features.6–14
-and not for features.17 or the logits on this CPU. On a GPU, batching a whole layer is where the large
+so there the gain is smaller (the per-step part, about 2×, and somewhat fewer steps): the 5× target holds
+for features.6–14 and not for features.17 or the logits on this CPU. On a GPU, batching a whole layer is where the large
 factor comes from (section render-cuda, written when a GPU run is made)."""
 
 LAYERS = ["features.6", "features.10", "features.14", "features.17", LOGITS]
