@@ -154,6 +154,11 @@ def test_diversity_makes_a_batch_differ():
     assert similarity(diverse) < similarity(plain) - 0.01, (similarity(diverse), similarity(plain))
 
 
+def test_units_in_text_form():
+    [r] = render(tiny_loaded_model(), "features.1.0:2", size=32, steps=2)
+    assert r.unit == Unit("features.1.0", 2)
+
+
 def test_units_objective_is_vectorised_for_one_layer():
     obj = units_objective([Unit("a", 1), Unit("a", 2)])
     assert isinstance(obj, Channel) and obj.channel == [1, 2]

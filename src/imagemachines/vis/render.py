@@ -76,7 +76,7 @@ def _seeds(seed: int | Sequence[int], n: int) -> list[int]:
 
 def render(
     model: LoadedModel,
-    units: Unit | Sequence[Unit] | Objective,
+    units: Unit | str | Sequence[Unit | str] | Objective,
     *,
     method: str = "lucid",
     size: int | None = None,
@@ -90,7 +90,8 @@ def render(
 ) -> list[Render]:
     """Render one image per unit (all in one batch) with *method*; see :mod:`imagemachines.vis.recipes`.
 
-    *units* may also be an :class:`Objective` (then *batch* images are made, e.g. with a diversity term).
+    *units* are :class:`Unit` objects or their text form (``"features.14:40"``), or an :class:`Objective`
+    (then *batch* images are made, e.g. with a diversity term).
     *seed* is one seed for all images or one per image; image *i* comes out the same alone or in a batch.
     *on_progress* gets a :class:`Progress` after every step (images every *preview_every* steps);
     *stop* returning True cancels (:class:`RenderCancelled`).
@@ -102,7 +103,8 @@ def render(
         for layer in units.layers:
             model.layer(layer)
     else:
-        unit_list = [units] if isinstance(units, Unit) else list(units)
+        unit_list = [units] if isinstance(units, (Unit, str)) else list(units)
+        unit_list = [Unit.parse(u) if isinstance(u, str) else u for u in unit_list]
         for u in unit_list:
             check_unit(model, u, recipe.size)
         border = recipe.border if isinstance(recipe, ClassicRecipe) else 0
