@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 import torchvision
-from torch import nn
 
 from imagemachines.errors import BadCheckpoint, UnknownModel, WeightsUnavailable, did_you_mean
 from imagemachines.models.loaded import LoadedModel
@@ -135,8 +134,12 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _num_classes(state: dict[str, torch.Tensor], module: nn.Module) -> int | None:
-    """Infer the number of classes from the last 2-D weight of the state dict that the model also has."""
+INCEPTION_STYLE = ("inception_v3", "googlenet")
+TF_MEAN = TF_STD = (0.5, 0.5, 0.5)  # inputs in [-1, 1]: what torchvision's transform_input computes internally
+
+
+def _num_classes(state: dict[str, torch.Tensor]) -> int | None:
+    """The number of classes: rows of the state dict's last 2-D weight (the classifier)."""
     last = None
     for key, value in state.items():
         if key.endswith("weight") and value.ndim == 2:
@@ -145,28 +148,30 @@ def _num_classes(state: dict[str, torch.Tensor], module: nn.Module) -> int | Non
 
 
 def load_weights_file(name: str, path: Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Architecture *name* with a local state dict (any number of classes)."""
+    """Architecture *name* with a local state dict (any number of classes).
+
+    Inception-style networks get ``transform_input=False`` and inputs in [-1, 1], which is what their
+    torchvision-pretrained weights (and fine-tunes of them) expect.
+    """
     _check_name(name)
     state = read_state_dict(path)
-    module = torchvision.models.get_model(name, weights=None)
-    n = _num_classes(state, module)
-    default_n = _num_classes(module.state_dict(), module)
-    if n is not None and n != default_n:
-        kwargs = {"num_classes": n}
-        if name in ("inception_v3", "googlenet"):
-            kwargs["aux_logits"] = any("aux" in k.lower() for k in state)
-            kwargs["init_weights"] = False
-        module = torchvision.models.get_model(name, weights=None, **kwargs)
-    if name == "inception_v3":
-        module.transform_input = False
+    kwargs: dict = {}
+    n = _num_classes(state)
+    if n is not None:
+        kwargs["num_classes"] = n
+    if name in INCEPTION_STYLE:
+        kwargs |= {"aux_logits": any(k.startswith(("aux", "AuxLogits")) for k in state),
+                   "init_weights": False, "transform_input": False}
     try:
+        module = torchvision.models.get_model(name, weights=None, **kwargs)
         module.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise BadCheckpoint(
             f"{str(path)!r} does not fit {name!r}: {str(exc).splitlines()[0]} "
             "Check that the file was saved from this architecture."
         ) from exc
+    mean, std = (TF_MEAN, TF_STD) if name in INCEPTION_STYLE else (IMAGENET_MEAN, IMAGENET_STD)
     return LoadedModel.wrap(
-        name, module, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=299 if name == "inception_v3" else 224,
-        weights_id=f"file:{file_sha256(path)[:16]}", class_names=None, device=device,
+        name, module, mean=mean, std=std, input_size=299 if name == "inception_v3" else 224,
+        weights_id=f"file:{file_sha256(path)[:16]}", class_names=None, source="file", device=device,
     )
