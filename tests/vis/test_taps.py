@@ -106,3 +106,12 @@ def test_fast_tap_on_a_folded_conv_uses_the_original_network():
     tap = model.tap(["features.1.0"], fast=True)
     assert tap.model is model.module
     torch.testing.assert_close(tap(x)["features.1.0"], model.tap(["features.1.0"])(x)["features.1.0"])
+
+
+def test_the_fast_tap_leaves_the_global_random_stream_alone():
+    model = tiny_loaded_model()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model.tap(["features.1"], fast=True)
+    assert torch.equal(torch.rand(3), expected)
