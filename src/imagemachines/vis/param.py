@@ -45,10 +45,9 @@ class PixelImage(nn.Module):
         return torch.sigmoid(self.pixels)
 
 
-def decorrelate_colors(t: torch.Tensor, matrix: torch.Tensor | None = None) -> torch.Tensor:
-    """Map decorrelated colour channels back to RGB (B, 3, H, W)."""
-    m = COLOR_DECORRELATION.to(t.device, t.dtype) if matrix is None else matrix
-    return torch.einsum("bchw,dc->bdhw", t, m)
+def decorrelate_colors(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Map decorrelated colour channels back to RGB (B, 3, H, W) with *matrix* (COLOR_DECORRELATION)."""
+    return torch.einsum("bchw,dc->bdhw", t, matrix)
 
 
 class FourierImage(nn.Module):

@@ -125,7 +125,7 @@ def render(
 
     total = recipe.steps * recipe.octaves if isinstance(recipe, ClassicRecipe) else recipe.steps
     monitor = Monitor(total, preview_every, on_progress, stop)
-    images = _run(recipe, forward, objective_for, seeds, device, monitor)
+    images = _run(recipe, forward, objective, objective_for, seeds, device, monitor)
     final = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
     activations = score(forward, objective, final, device)
     base = {
@@ -156,16 +156,17 @@ def _options(recipe) -> dict:
     return out
 
 
-def _run(recipe, forward, objective_for, seeds, device, monitor) -> torch.Tensor:
+def _run(recipe, forward, objective, objective_for, seeds, device, monitor) -> torch.Tensor:
+    """Run *recipe*; *objective_for(n)* builds the objective for n augmented views per image (MACO's crops)."""
     if isinstance(recipe, ClassicRecipe):
-        return classic(forward, objective_for(1), seeds, recipe, device, monitor)
+        return classic(forward, objective, seeds, recipe, device, monitor)
     if isinstance(recipe, LucidRecipe):
         if recipe.parameterization not in ("fourier", "pixel"):
             raise UserError(f"Unknown parameterization {recipe.parameterization!r}: use fourier or pixel.")
         image = (FourierImage(seeds, recipe.size, decay_power=recipe.decay_power)
                  if recipe.parameterization == "fourier" else PixelImage(seeds, recipe.size)).to(device)
         augment = RandomAffine(recipe.transforms, recipe.steps, seeds, recipe.size, device)
-        ascend(forward, objective_for(1), image, augment, steps=recipe.steps, lr=recipe.lr, monitor=monitor)
+        ascend(forward, objective, image, augment, steps=recipe.steps, lr=recipe.lr, monitor=monitor)
         return image().detach()
     assert isinstance(recipe, MacoRecipe)
     image = PhaseImage(seeds, load_spectrum(recipe.spectrum, recipe.size)).to(device)
