@@ -138,7 +138,8 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
         by_percentile = [hit(int(c), float(percentiles[c])) for c in order]
         if similar and index.pooled(layer) is not None:
             found = index.similar(layer, pooled, k=similar, exclude=exclude)
-    top = torch.argsort(maxima, descending=True, stable=True)[:k].tolist()
+    # ties (units that saturate, e.g. ReLU6 at 6) broken by how much of the painting drives the unit (its mean)
+    top = np.lexsort((-pooled, -maxima.numpy()))[:k].tolist()
     units = [hit(c, None if percentiles is None else float(percentiles[c])) for c in top]
     explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile, found, pooled=pooled,
                               index=None if index is None else str(index.path))
