@@ -200,6 +200,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--child", nargs=4, metavar=("MODE", "IMAGES", "SIZE", "OUT"))
     p.add_argument("--skip", default="", help="comma list of: throughput,e2e,memory,paintings")
+    p.add_argument("--memory-counts", default="1000,10000", help="image counts of the memory runs")
+    p.add_argument("--batches", type=int, default=4, help="CPU: in-memory batches of 16 per throughput round")
     a = p.parse_args()
     if a.child:
         child(a.child[0], a.child[1], int(a.child[2]), a.child[3])
@@ -209,7 +211,7 @@ def main() -> None:
     parts = [f"## Index throughput and memory (`benchmarks/bench_index.py`, {a.device})", ""]
     if "throughput" not in skip:
         gpu = a.device != "cpu"
-        t = throughput(a.device, batch=64 if gpu else 16, n_batches=8 if gpu else (2 if a.quick else 4),
+        t = throughput(a.device, batch=64 if gpu else 16, n_batches=8 if gpu else a.batches,
                        rounds=5 if gpu else 3)
         print(t, flush=True)
         parts += [
@@ -229,12 +231,15 @@ def main() -> None:
                   f"sha256, SQLite, chunk files, merge): **{e['ips']:.1f} images/s**.", ""]
     if "memory" not in skip and a.device == "cpu":
         size = 32
-        rows = memory([1000, 10000] if not a.quick else [200, 1000], 48, size)
+        counts = [int(c) for c in a.memory_counts.split(",")]
+        rows = memory(counts, 48, size)
         parts += [f"Peak memory (max resident set of a fresh process; the process with the model loaded starts at "
                   f"about {rows[0]['start_mb']:.0f} MB). To fit this shared 2-core machine the images are small: "
                   f"48 px JPEGs, indexed at **{size} px** input (all default layers), so the naive reference's "
                   "activations are (32/224)² ≈ 2 % of what they would be at 224 px; at 224 px it would need "
-                  "about 5 MB per image (50 GB for 10k).", "",
+                  "about 5 MB per image (50 GB for 10k)." + ("" if counts[-1] >= 10000 else
+                  f" The largest count is {counts[-1]}, not 10k: the machine was too slow for more in the time."),
+                  "",
                   "| images | index: peak MB | index: s | naive: peak MB | naive: s |", "|---:|---:|---:|---:|---:|"]
         for n in sorted({r["images"] for r in rows}):
             i = next(r for r in rows if r["images"] == n and r["mode"] == "index")
