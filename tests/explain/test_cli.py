@@ -77,8 +77,9 @@ def test_unit_and_class(use_planted, red_file, tmp_path):
     (["--k", "0"], "--k"),
 ])
 def test_bad_options_are_clear(use_planted, red_file, tmp_path, args, message):
-    result = invoke("planted", red_file, *args, "--renders", 0, "--out", tmp_path)
+    result = invoke("planted", red_file, *args, "--renders", 0, "--out", tmp_path / "out")
     assert isinstance(result.exception, UserError) and message in str(result.exception), result.output
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 def test_class_on_a_model_without_classes(use_planted, red_file, tmp_path):
@@ -90,8 +91,9 @@ def test_class_on_a_model_without_classes(use_planted, red_file, tmp_path):
 
 def test_index_of_another_model(use_planted, red_file, index, tmp_path):
     use_planted["model"] = planted_model(seed=3)
-    result = invoke("planted", red_file, "--index", index.path, "--out", tmp_path)
+    result = invoke("planted", red_file, "--index", index.path, "--out", tmp_path / "out")
     assert isinstance(result.exception, UserError) and "planted-seed3" in str(result.exception)
+    assert not (tmp_path / "out").exists()
     result = invoke("planted", red_file, "--index", tmp_path, "--out", tmp_path / "o")
     assert isinstance(result.exception, UserError)
 

@@ -39,9 +39,10 @@ def explain_command(
     the units of a layer it drives most (with --index: their percentiles and the most similar paintings)."""
     import json
 
-    from imagemachines.attribution import check_method, open_image
+    from imagemachines.attribution import check_method, open_image, spatial_layer
     from imagemachines.attribution.integrated import BASELINES
     from imagemachines.errors import UserError
+    from imagemachines.explain.lookup import check_index_model, lookup_layer
     from imagemachines.explain.page import Options, find_in_index, write_explanation
     from imagemachines.explain.targets import parse_class, parse_unit
     from imagemachines.models import load_model
@@ -68,6 +69,13 @@ def explain_command(
         renders=renders if renders is not None else (12 if gpu else 6),
         render_steps=render_steps or (128 if gpu else 48), render_size=128 if gpu else 96,
     )
+    # every remaining check before anything is written
+    if options.classes and any(mm != "ig" for mm in methods):
+        spatial_layer(m, cam_layer)
+    if collection is not None:
+        check_index_model(collection, m)
+    if options.lookup:
+        lookup_layer(m, layer, collection)
     in_collection = find_in_index(collection, image) if collection is not None else None
     target = out or Path("out") / f"explain-{image.stem}"
     doc = write_explanation(m, painting, target, options, image_name=image.name, index=collection,
