@@ -28,9 +28,8 @@ def _leave_time_wait() -> int:
 
 def test_a_port_in_time_wait_after_a_stop_is_free():
     port = _leave_time_wait()
-    with socket.socket() as plain:  # the situation is real: a bind without SO_REUSEADDR is refused
-        with pytest.raises(OSError):
-            plain.bind(("127.0.0.1", port))
+    with socket.socket() as plain, pytest.raises(OSError):  # real: a bind without SO_REUSEADDR is refused
+        plain.bind(("127.0.0.1", port))
     check_port_free("127.0.0.1", port)
 
 

@@ -193,9 +193,16 @@ def download(
               f"{paths.store_dir(root, report.store)} — fetched {report.fetched:,} now "
               f"({report.bytes / 1e6:.1f} MB in {report.elapsed:.1f} s), {report.already:,} were already there"
               + (f", {report.adopted} recovered from an interrupted run" if report.adopted else "")
-              + f"; missing on the server: {c.get('missing', 0):,}; failed: {c.get('failed', 0):,}.")
+              + f"; missing on the server: {c.get('missing', 0):,}; failed: {c.get('failed', 0):,}"
+              + (f"; not tried yet: {c['pending']:,}." if c.get("pending") else "."))
     for reason, k in report.reasons.most_common(5):
         out.print(f"  [red]{k:,} failed:[/] {reason}")
+    if report.interrupted:
+        out.print("Interrupted: run the same command again to go on where this run stopped.")
+        raise typer.Exit(130)
+    if report.stopped:
+        _console(stderr=True).print(f"[bold red]error:[/] {report.stopped}")
+        raise typer.Exit(1)
     if report.failed:
         out.print("Run the same command again to retry the failures.")
         raise typer.Exit(1)
