@@ -145,7 +145,7 @@ def query(
 @app.command()
 def download(
     text: Annotated[str, typer.Argument(
-        metavar="[QUERY]", help=f'Artworks to download [default: the paper\'s "{PAPER_QUERY}"; "" = all].',
+        metavar="QUERY", help=f'Artworks to download [default: the paper\'s "{PAPER_QUERY}"; "" = all].',
         show_default=False)] = PAPER_QUERY,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Parallel connections.")] = 4,
     rate: Annotated[float, typer.Option("--rate", help="Requests per second, all connections together "
