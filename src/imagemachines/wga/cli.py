@@ -201,7 +201,7 @@ def download(
         out.print("Interrupted: run the same command again to go on where this run stopped.")
         raise typer.Exit(130)
     if report.stopped:
-        _console(stderr=True).print(f"[bold red]error:[/] {report.stopped}")
+        _console(stderr=True).print(f"[bold red]Error:[/] {report.stopped}")
         raise typer.Exit(1)
     if report.failed:
         out.print("Run the same command again to retry the failures.")
