@@ -47,8 +47,8 @@ def layers_command(
 
 
 def class_list(names: list[str], show: int = 50) -> str:
-    """'classes (the channels of logits): 0 landscape, 1 portrait, …' — all of them up to *show*."""
-    listed = ", ".join(f"{i} {n}" for i, n in enumerate(names[:show]))
+    """'classes (the channels of logits): 0 landscape, 1 portrait, …' — all of them up to *show*, else 10."""
+    listed = ", ".join(f"{i} {n}" for i, n in enumerate(names if len(names) <= show else names[:10]))
     more = f", … ({len(names)} in all; `--class NAME` takes a name)" if len(names) > show else ""
     return f"classes (the channels of logits): {listed}{more}"
 
