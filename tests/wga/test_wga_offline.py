@@ -51,8 +51,11 @@ class _Scripted(httpx.AsyncBaseTransport):
         self.script = list(script)
 
     async def handle_async_request(self, request):
-        if self.script.pop(0) == "refuse":
+        step = self.script.pop(0)
+        if step == "refuse":
             raise httpx.ConnectError("Connection refused", request=request)
+        if step == "reset":
+            raise httpx.ReadError("Connection reset by peer", request=request)
         return httpx.Response(200, request=request)
 
 
@@ -60,13 +63,14 @@ def _drive(watch: ReachabilityWatch, n: int) -> None:
     async def go():
         async with httpx.AsyncClient(transport=watch) as client:
             for _ in range(n):
-                with contextlib.suppress(httpx.ConnectError):
+                with contextlib.suppress(httpx.ConnectError, httpx.ReadError):
                     await client.get("http://wga.test/x")
     asyncio.run(go())
 
 
-def test_any_answer_resets_the_count():
-    watch = ReachabilityWatch(_Scripted(["refuse"] * 3 + ["ok"] + ["refuse"] * 3), after=4)
+@pytest.mark.parametrize("contact", ["ok", "reset"])
+def test_any_contact_with_the_server_resets_the_count(contact):
+    watch = ReachabilityWatch(_Scripted(["refuse"] * 3 + [contact] + ["refuse"] * 3), after=4)
     _drive(watch, 7)
     assert watch.failures == 3 and not watch.unreachable.is_set()
 

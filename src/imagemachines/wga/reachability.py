@@ -52,6 +52,9 @@ class ReachabilityWatch(httpx.AsyncBaseTransport):
             if self.failures >= self.after:
                 self.unreachable.set()
             raise
+        except httpx.TransportError:  # connected, then the exchange failed: the server is there
+            self.failures = 0
+            raise
         self.failures = 0
         return response
 
