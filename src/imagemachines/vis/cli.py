@@ -116,7 +116,8 @@ def visualize_command(
         "256 steps take about 5 minutes.")),
     seed: int = typer.Option(0, help="Random seed: the same seed on the same device gives the same image."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
-    batch: int | None = typer.Option(None, help="Units per batch (4 on CPU; 64 on GPU at 224 px, fewer when larger)."),
+    batch: int | None = typer.Option(None, help=(
+        "Units rendered together in one pass (4 on CPU; 64 on GPU at 224 px, fewer when larger).")),
     out: Path = typer.Option(Path("out"), help="Output folder for PNG + JSON files."),
     weights: str = typer.Option("imagenet", help=WEIGHTS_HELP),
 ) -> None:
