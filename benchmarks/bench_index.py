@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.report import machine, write_section
+from benchmarks.report import machine, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,11 +213,12 @@ def paintings_section(quick: bool) -> str | None:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--quick", action="store_true", help="a smoke run: nothing is written to docs/benchmarks.md")
     p.add_argument("--device", default="cpu")
     p.add_argument("--child", nargs=4, metavar=("MODE", "IMAGES", "SIZE", "OUT"))
     p.add_argument("--skip", default="", help="comma list of: throughput,e2e,memory,paintings")
     p.add_argument("--memory-counts", default="1000,10000", help="image counts of the memory runs")
+    p.add_argument("--e2e-images", type=int, default=160, help="JPEGs of the end-to-end run")
     p.add_argument("--memory-size", type=int, default=32, help="network input side of the memory runs")
     p.add_argument("--batches", type=int, default=4, help="CPU: in-memory batches of 16 per throughput round")
     a = p.parse_args()
@@ -243,14 +244,14 @@ def main() -> None:
             f"| naive reference (hooks keep full activations, sort at the end) | {t['naive_ips']:.1f} | "
             f"{t['naive_ips'] / t['bare_ips']:.2f} |", ""]
     if "e2e" not in skip and a.device == "cpu":
-        e = end_to_end(64 if a.quick else 160, 320)
+        e = end_to_end(a.e2e_images, 320)
         print(e, flush=True)
         parts += [f"End to end, `build_index` over {e['images']} generated {e['side']} px JPEGs at 224 px (decoding, "
                   f"sha256, SQLite, chunk files, merge): **{e['ips']:.1f} images/s**.", ""]
     parts.append(f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared machine).")
     name = "index-" + ("gpu" if a.device != "cpu" else "cpu")
     if {"throughput", "e2e"} - skip:
-        write_section(name, "\n".join(parts))
+        publish(name, "\n".join(parts), quick=a.quick)
     parts = ["## Index memory (`benchmarks/bench_index.py`)", ""]
     if "memory" not in skip and a.device == "cpu":
         size = a.memory_size
@@ -271,11 +272,11 @@ def main() -> None:
             parts.append(f"| {n} | {i['growth_mb']:.0f} | {i['seconds']:.0f} | {r['growth_mb']:.0f} | "
                          f"{r['seconds']:.0f} |")
         parts += ["", f"Machine: {machine()}; load average {os.getloadavg()[0]:.1f} at the end (shared machine)."]
-        write_section("index-memory", "\n".join(parts))
+        publish("index-memory", "\n".join(parts), quick=a.quick)
     if "paintings" not in skip:
         section = paintings_section(a.quick)
         if section:
-            write_section("index-paintings", section)
+            publish("index-paintings", section, quick=a.quick)
 
 
 if __name__ == "__main__":
