@@ -16,6 +16,8 @@ from imagemachines.models.loaded import LoadedModel
 from imagemachines.train.distributed import Dist, barrier
 from imagemachines.vis.recipes import ClassicRecipe, make_recipe
 
+MAX_CHANNELS = 1 << 16  # --channels ranges are read up to this, then clipped per layer
+
 
 @dataclass
 class AtlasSettings:
@@ -58,7 +60,8 @@ def pick_units(model: LoadedModel, settings: AtlasSettings) -> dict[str, list[in
     out = {}
     for name in names:
         info = model.layer(name)
-        channels = parse_channels(settings.channels, 1 << 30)
+        spec = settings.channels.strip().lower()
+        channels = range(info.channels) if spec == "all" else parse_channels(spec, MAX_CHANNELS)
         out[name] = [c for c in channels if c < info.channels]
         if not out[name]:
             raise UserError(f"Layer {name!r} has {info.channels} channels, none of them in --channels "

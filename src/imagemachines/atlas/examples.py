@@ -1,4 +1,9 @@
-"""Top and bottom paintings of a unit from a collection index, with heat overlays (needs ``imagemachines.index``)."""
+"""A unit's top and bottom paintings from a collection index (``--index``), with the unit's activation map as
+a heat overlay (:mod:`imagemachines.index.maps`) and the painting's metadata, for the atlas's unit pages.
+
+Pictures go to ``<layer>/ex/<channel>-<top|bottom><rank>-<image id>.jpg``; a file already there is kept, so a
+resumed or extended atlas does not recompute them.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,60 @@ from pathlib import Path
 
 from imagemachines.errors import UserError
 
+THUMB = 240
+META_LINES = 4
+
 
 def open_matching_index(path: Path, model):
-    """The index at *path*, checked to be of *model*'s weights."""
-    try:
-        from imagemachines.index import open_index
-    except ImportError as exc:  # pragma: no cover - the index part is absent from this build
-        raise UserError("--index needs the collection index (imagemachines.index), which this build lacks.") from exc
+    """The index at *path*, refused when it was built with other weights than *model*'s."""
+    from imagemachines.index import open_index
+
     index = open_index(Path(path))
     if index.weights_id != model.weights_id:
         raise UserError(f"The index {path} was built with weights {index.weights_id!r}, the atlas model has "
-                        f"{model.weights_id!r}: build an index of the same model.")
+                        f"{model.weights_id!r}: give an index of the same model (`imagemachines index`).")
     return index
 
 
-def unit_examples(index, model, layer: str, channel: int, folder: Path) -> dict | None:
-    raise NotImplementedError
+def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int = 6) -> dict | None:
+    """Template context for the unit page: top and bottom *k* paintings; None when the index lacks the layer."""
+    from PIL import Image
+
+    from imagemachines.index.maps import activation_maps, heat_overlay
+
+    if layer not in index.layers:
+        return None
+    stats = index.stats(layer, channel)
+    parts = []
+    for negative, title, css, name in ((False, "Strongest in the collection", "good", "top"),
+                                       (True, "Weakest in the collection", "bad", "bottom")):
+        examples = index.examples(layer, channel, k=min(k, index.k), negative=negative)
+        items, todo = [], []
+        for ex in examples:
+            rel = f"ex/{channel}-{name}{ex.rank}-{ex.image_id}.jpg"
+            info = index.image(ex.image_id)
+            meta = [(key, value) for key, value in info.meta.items() if value][:META_LINES] or [("file", info.path)]
+            items.append({"src": rel, "alt": info.path, "rank": ex.rank, "value": ex.value,
+                          "percentile": ex.percentile, "meta": meta})
+            if not (folder / Path(rel).name).is_file():
+                todo.append((ex, folder / Path(rel).name))
+        images, readable = [], []
+        for ex, dest in todo:
+            try:
+                with Image.open(index.image_file(ex.image_id)) as im:
+                    small = im.convert("RGB")
+            except (OSError, ValueError):  # moved or damaged since indexing: the page says so
+                next(i for i in items if i["rank"] == ex.rank)["src"] = None
+                continue
+            small.thumbnail((THUMB, THUMB))
+            images.append(small)
+            readable.append((ex, dest))
+        todo = readable
+        if todo:
+            maps = activation_maps(model, images, layer, [channel])
+            folder.mkdir(parents=True, exist_ok=True)
+            for (_, dest), small, heat in zip(todo, images, maps[:, 0], strict=True):
+                heat_overlay(small, heat, alpha=0.5, vmax=max(stats.max, 1e-6)).save(dest, quality=88)
+        parts.append({"title": title, "css": css, "examples": items})
+    return {"parts": parts, "note": f"From the index of {index.n_images} images in {index.image_root.name}/; "
+                                    "heat: the unit's activation map over each painting."}
