@@ -25,7 +25,9 @@ def settings(**kw) -> AtlasSettings:
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the units that go through render()."""
-    import imagemachines.vis.render as engine
+    import importlib
+
+    engine = importlib.import_module("imagemachines.vis.render")  # the module (the package exports a function)
 
     calls: list[list[str]] = []
     real = engine.render
