@@ -68,3 +68,46 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
         parts.append({"title": title, "css": css, "examples": items})
     return {"parts": parts, "note": f"From the index of {index.n_images} images in {index.image_root.name}/; "
                                     "heat: the unit's activation map over each painting."}
+
+
+class ExamplesSheet:
+    """A unit's dataset examples with heat overlays, for notebooks: shows itself in Jupyter (a captioned row
+    of pictures); ``.images`` are the overlays (PIL), ``.examples`` the index's records, ``.paths`` the files."""
+
+    def __init__(self, layer: str, channel: int, examples: list, paths: list[str], images: list, meta: list[dict]):
+        self.layer, self.channel = layer, channel
+        self.examples, self.paths, self.images, self.meta = examples, paths, images, meta
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def _repr_html_(self) -> str:
+        from imagemachines.vis.display import figure_html
+
+        figures = []
+        for ex, path, image, meta in zip(self.examples, self.paths, self.images, self.meta, strict=True):
+            label = " · ".join(v for v in list(meta.values())[:2] if v) or path
+            figures.append(figure_html(image, f"#{ex.rank} {ex.value:.2f} ({ex.percentile:.0f} %ile) {label}", 200))
+        return f"<div><b>{self.layer}:{self.channel}</b><br>{''.join(figures)}</div>"
+
+
+def examples_sheet(index, model, layer: str, channel: int, *, k: int = 8, negative: bool = False,
+                   size: int = THUMB) -> ExamplesSheet:
+    """The top (or, with *negative*, bottom) *k* images of a unit in *index*, each with its heat overlay."""
+    from PIL import Image
+
+    from imagemachines.index.maps import activation_maps, heat_overlay
+
+    examples = index.examples(layer, channel, k=k, negative=negative)
+    stats = index.stats(layer, channel)
+    images = []
+    for ex in examples:
+        with Image.open(index.image_file(ex.image_id)) as im:
+            small = im.convert("RGB")
+        small.thumbnail((size, size))
+        images.append(small)
+    maps = activation_maps(model, images, layer, [channel]) if images else []
+    overlays = [heat_overlay(im, heat[0], alpha=0.5, vmax=max(stats.max, 1e-6)) for im, heat in zip(images, maps,
+                                                                                                   strict=True)]
+    infos = [index.image(ex.image_id) for ex in examples]
+    return ExamplesSheet(layer, channel, examples, [i.path for i in infos], overlays, [dict(i.meta) for i in infos])
