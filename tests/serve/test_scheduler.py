@@ -24,12 +24,17 @@ from tests.conftest import tiny_loaded_model
 class FakeEngine:
     """A render function that takes *steps* steps of *delay* seconds each and can be held before step 1."""
 
-    def __init__(self, delay: float = 0.0, fail: Exception | None = None):
+    def __init__(self, delay: float = 0.0, fail: Exception | None = None, pause_at: int | None = None,
+                 pause_size: int | None = None):
         self.calls: list[dict] = []
         self.delay, self.fail = delay, fail
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
+        # pause_at: renders (of side pause_size, if given) wait after that step, polling stop(), until `resume`
+        self.pause_at, self.pause_size = pause_at, pause_size
+        self.paused = threading.Event()
+        self.resume = threading.Event()
 
     def __call__(self, model, units, *, method, size, steps, seed, preview_every, on_progress, stop):
         self.calls.append({"units": [str(u) for u in units], "size": size, "seeds": list(seed)})
@@ -47,6 +52,11 @@ class FakeEngine:
             if step % preview_every == 0 or step == steps:
                 images = torch.full((len(units), 3, size, size), step / steps)
             on_progress(Progress(step, steps, [float(u.channel) for u in units], images))
+            if step == self.pause_at and self.pause_size in (None, size) and not self.resume.is_set():
+                self.paused.set()
+                while not self.resume.wait(0.005):
+                    if stop():
+                        raise RenderCancelled
         return [Render(u, Image.new("RGB", (size, size), (s % 256, u.channel, 0)), float(u.channel),
                        {"unit": str(u), "seed": s, "activation": float(u.channel), "size": size})
                 for u, s in zip(units, seed, strict=True)]
@@ -264,3 +274,76 @@ def test_a_failure_while_storing_a_result_fails_the_job_not_the_worker(make):
     assert snap["state"] == "failed" and "JSON-able" in snap["error"]
     del s.cache.put  # the real method again
     assert wait(s, s.submit(spec(2)))["state"] == "done"
+
+
+def test_a_stream_of_larger_requests_preempts_a_small_render_at_most_twice(make):
+    """Without the cap a small render would never finish while larger requests keep coming (starvation)."""
+    engine = FakeEngine(pause_at=1, pause_size=16)
+    s = make(engine)
+    small = s.submit(spec(0, size=16, steps=10))
+    bigs = []
+    for c in (1, 2, 3):
+        assert engine.paused.wait(5)  # the small render is at step 1 of 10: early enough to be preempted
+        engine.paused.clear()
+        bigs.append(s.submit(spec(c, size=64, steps=1)))
+        if c < 3:
+            assert wait(s, bigs[-1])["state"] == "done"
+    engine.resume.set()
+    assert wait(s, small)["state"] == "done" and wait(s, bigs[-1])["state"] == "done"
+    assert [c["size"] for c in engine.calls] == [16, 64, 16, 64, 16, 64]
+    assert small.preempted == 2 and s.counts()["preempted"] == 2
+
+
+def test_a_render_past_half_its_steps_is_not_preempted(make):
+    engine = FakeEngine(pause_at=6)
+    s = make(engine)
+    small = s.submit(spec(0, size=16, steps=10))
+    assert engine.paused.wait(5)  # step 6 of 10: past the half
+    big = s.submit(spec(1, size=64, steps=1))
+    engine.resume.set()
+    assert wait(s, small)["state"] == "done" and wait(s, big)["state"] == "done"
+    assert [c["size"] for c in engine.calls] == [16, 64]
+    assert s.counts()["preempted"] == 0
+
+
+def test_a_preempted_render_keeps_its_place_in_arrival_order(make):
+    engine = FakeEngine(pause_at=1, pause_size=16)
+    s = make(engine)
+    first = s.submit(spec(0, size=16, steps=4))
+    assert engine.paused.wait(5)
+    second = s.submit(spec(1, size=16, steps=4, layer="features.3"))  # same size, arrived later
+    big = s.submit(spec(2, size=64, steps=1))
+    deadline = time.monotonic() + 10
+    while s.counts()["preempted"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert s.queue_position(first) < s.queue_position(second)
+    engine.resume.set()
+    for job in (first, second, big):
+        assert wait(s, job)["state"] == "done"
+    assert [c["units"] for c in engine.calls] == [["features.2:0"], ["features.2:2"], ["features.2:0"],
+                                                  ["features.3:1"]]
+
+
+def test_a_full_disk_fails_only_the_unit_it_hit_with_advice(make):
+    import errno
+
+    engine = FakeEngine()
+    s = make(engine, preempt=False)
+    engine.gate.clear()
+    s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    pair = [s.submit(spec(1)), s.submit(spec(2))]  # one batch of two
+    real_put = s.cache.put
+
+    def put(key, render, request):
+        if request["channel"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(key, render, request)
+
+    s.cache.put = put
+    engine.gate.set()
+    failed, done = (wait(s, j) for j in pair)
+    assert engine.calls[-1]["units"] == ["features.2:1", "features.2:2"]
+    assert failed["state"] == "failed" and "free disk space" in failed["error"] and "--cache-dir" in failed["error"]
+    assert done["state"] == "done" and s.cache.png(pair[1].id) is not None
