@@ -347,3 +347,25 @@ def test_a_full_disk_fails_only_the_unit_it_hit_with_advice(make):
     assert engine.calls[-1]["units"] == ["features.2:1", "features.2:2"]
     assert failed["state"] == "failed" and "free disk space" in failed["error"] and "--cache-dir" in failed["error"]
     assert done["state"] == "done" and s.cache.png(pair[1].id) is not None
+
+
+def test_only_finished_jobs_are_forgotten_oldest_first(make):
+    """The small, fast twin of the memory test (which the mutation run leaves out for its 30 s)."""
+    engine = FakeEngine()
+    s = make(engine, limits=Limits(max_jobs=3), preempt=False)
+    done = [wait(s, s.submit(spec(c, size=16, steps=1))) and s._jobs[s.key(spec(c, size=16, steps=1))]
+            for c in range(3)]
+    engine.gate.clear()
+    running = s.submit(spec(5, size=16, steps=1))
+    assert engine.started.wait(5)
+    queued = s.submit(spec(6, size=16, steps=1, layer="features.3"))
+    assert list(s._jobs) == [done[2].id, running.id, queued.id]  # the two oldest finished ones went first
+    more = s.submit(spec(7, size=16, steps=1, layer="features.1"))
+    assert list(s._jobs) == [running.id, queued.id, more.id]
+    extra = s.submit(spec(8, size=16, steps=1, layer="features.0"))
+    assert s.counts()["known"] == 4 and extra.id in s._jobs  # nothing finished left to forget: over the bound
+    engine.gate.set()
+    for job in (running, queued, more, extra):
+        assert wait(s, job)["state"] == "done"
+    assert s.get(done[0].id).state == "done"  # forgotten in memory, back from the disk cache
+    assert list(s._jobs) == [more.id, extra.id, done[0].id]  # remembering it made room again
