@@ -162,6 +162,8 @@ def test_queue_bound_gives_retry_after_and_cancel_frees_the_slot(make):
     with pytest.raises(QueueFull) as err:
         s.submit(spec(9))
     assert err.value.retry_after >= 1
+    assert f"The render queue is full (3 requests waiting). Try again in about {err.value.retry_after} s." == str(
+        err.value)
     assert s.submit(queued[0].spec) is queued[0]  # asking again for a queued render is not a new request
     s.cancel(queued[1].id)
     assert s.snapshot(queued[1])["state"] == "cancelled"
@@ -318,6 +320,7 @@ def test_a_preempted_render_keeps_its_place_in_arrival_order(make):
         assert time.monotonic() < deadline
         time.sleep(0.005)
     assert s.queue_position(first) < s.queue_position(second)
+    assert s.snapshot(first)["state"] == "queued" and s.snapshot(first)["step"] == 0  # it starts over
     engine.resume.set()
     for job in (first, second, big):
         assert wait(s, job)["state"] == "done"
@@ -369,3 +372,68 @@ def test_only_finished_jobs_are_forgotten_oldest_first(make):
         assert wait(s, job)["state"] == "done"
     assert s.get(done[0].id).state == "done"  # forgotten in memory, back from the disk cache
     assert list(s._jobs) == [more.id, extra.id, done[0].id]  # remembering it made room again
+
+
+@pytest.mark.parametrize(("queued", "max_batch", "batch_seconds", "expected"), [
+    (0, 4, 2.0, 2), (3, 4, 2.0, 2), (4, 4, 2.0, 4), (8, 4, 2.0, 6), (1, 1, 2.0, 4), (0, 4, 0.1, 1),
+    (1000, 1, 2.0, 300),
+])
+def test_retry_after_is_the_batches_ahead_times_a_batch_clamped(make, queued, max_batch, batch_seconds, expected):
+    s = make(FakeEngine(), limits=Limits(max_batch=max_batch))
+    s._queued = {str(i): None for i in range(queued)}
+    s._batch_seconds = batch_seconds
+    try:
+        assert s._retry_after() == expected
+    finally:
+        s._queued = {}
+
+
+def test_counts_cancel_and_unknown_ids(make):
+    engine = FakeEngine()
+    s = make(engine, preempt=False)
+    engine.gate.clear()
+    running = s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    queued = [s.submit(spec(c, layer="features.3")) for c in (1, 2)]
+    assert s.counts() == {"queued": 2, "running": 1, "known": 3, "batches": 0, "units": 0, "failed": 0,
+                          "cancelled": 0, "cache_hits": 0, "preempted": 0}
+    assert s.cancel("no-such-job") is None and s.get("no-such-job") is None
+    s.cancel(queued[0].id)
+    s.cancel(queued[1].id)
+    assert s.counts()["cancelled"] == 2 and s.counts()["queued"] == 0
+    engine.gate.set()
+    assert wait(s, running)["state"] == "done"
+    assert s.cancel(running.id).state == "done"  # finished work cannot be cancelled
+    assert s.counts() == {"queued": 0, "running": 0, "known": 3, "batches": 1, "units": 1, "failed": 0,
+                          "cancelled": 2, "cache_hits": 0, "preempted": 0}
+
+
+def test_a_render_found_only_on_disk_comes_back_with_its_spec_and_activation(make, tmp_path):
+    engine = FakeEngine()
+    s = make(engine)
+    job = s.submit(spec(3, seed=7))
+    assert wait(s, job)["state"] == "done"
+    fresh = make(FakeEngine())
+    again = fresh.get(job.id)
+    assert again.spec == spec(3, seed=7) and again.state == "done"
+    assert again.activation == 3.0 and again.recipe["activation"] == 3.0
+    assert fresh.get(job.id) is again  # remembered now
+    other_weights = Scheduler({"tiny": tiny_loaded_model(seed=1)}, s.cache, render_fn=FakeEngine())
+    assert other_weights.get(job.id) is None  # rendered with other weights: not this server's render
+    assert s._done_job("k", spec(1), {"activation": "n/a"}).activation is None
+
+
+def test_a_preview_is_encoded_once_per_step(make):
+    import io
+
+    import numpy as np
+
+    s = make(FakeEngine())
+    job = s.submit(spec(1))
+    wait(s, job)
+    job.preview, job.preview_step = np.zeros((4, 4, 3), np.uint8), 1
+    first = s.preview_png(job)
+    assert s.preview_png(job) is first and first[0] == 1
+    job.preview, job.preview_step = np.full((4, 4, 3), 200, np.uint8), 2
+    step, data = s.preview_png(job)
+    assert step == 2 and np.asarray(Image.open(io.BytesIO(data))).min() == 200
