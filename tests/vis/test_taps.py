@@ -145,6 +145,7 @@ def test_fold_batchnorm_folds_each_conv_bn_pair_and_keeps_the_function():
     x = torch.rand(2, 3, 8, 8)
     torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
     assert isinstance(net[1], torch.nn.BatchNorm2d)  # the original is untouched
+    assert not folded.training and not any(p.requires_grad for p in folded.parameters())  # frozen, like a render's
 
 
 def test_batchnorm_without_running_statistics_is_not_folded():
