@@ -179,3 +179,12 @@ def test_nothing_to_fold_returns_the_model_itself():
 
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1), nn.BatchNorm2d(3))
     assert fold_batchnorm(net.eval(), 8) == (net, set())  # BN after a ReLU, or of another width, stays
+
+
+def test_a_tap_without_call_counts_takes_each_module_once():
+    from imagemachines.models.taps import LayerTap
+
+    model = tiny_loaded_model()
+    x = torch.rand(1, 3, 32, 32)
+    out = LayerTap(model.module, ["features.1"])(x)
+    torch.testing.assert_close(out["features.1"], _full_forward_capture(model, "features.1", x))
