@@ -211,3 +211,27 @@ def test_concurrency_bounds_the_open_requests(server, data_dir, keys):
                       progress=False)
     assert report.counts == {"ok": 9}
     assert server.max_active == 3
+
+
+def test_backoff_doubles_with_jitter_between_half_and_all_and_is_capped():
+    import random
+
+    from imagemachines.wga.fetch import RetryPolicy
+
+    policy, rng = RetryPolicy(backoff=1.0, max_backoff=10.0), random.Random(0)
+    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)]:
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
+        assert full / 2 <= min(delays) < full / 2 + full / 8 and full - full / 8 < max(delays) <= full, attempt
+
+
+def test_pausing_the_rate_limiter_holds_it_for_that_long():
+    import time
+
+    from imagemachines.wga.fetch import RateLimiter
+
+    limiter = RateLimiter(0)
+    before = time.monotonic()
+    limiter.pause(30)
+    assert before + 30 <= limiter._paused_until <= time.monotonic() + 30
+    limiter.pause(1)  # a shorter pause does not cut a longer one short
+    assert limiter._paused_until >= before + 30
