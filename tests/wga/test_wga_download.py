@@ -229,6 +229,7 @@ def test_pausing_the_rate_limiter_holds_it_for_that_long():
 
     from imagemachines.wga.fetch import RateLimiter
 
+    assert RateLimiter(4).interval == 0.25 and RateLimiter(0).interval == 0  # starts per second; 0 = unlimited
     limiter = RateLimiter(0)
     before = time.monotonic()
     limiter.pause(30)
