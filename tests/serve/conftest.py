@@ -23,7 +23,10 @@ FAST = {"size": 32, "steps": 4}  # a render of the tiny model that takes a few m
 
 class EngineSpy:
     """Wraps the real ``render``: records every call's units and size, and can hold a call until released,
-    either before it starts (``hold()``) or after its first reported step (``hold(at_step=1)``)."""
+    either before it starts (``hold()``) or after its first reported step (``hold(at_step=1)``).
+
+    While held it polls the scheduler's ``stop()`` (so a cancel or a preemption ends the wait) unless
+    ``hold(heed_stop=False)``: then nothing can happen to the held call until :meth:`release`."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
@@ -32,10 +35,11 @@ class EngineSpy:
         self.entered = threading.Event()
         self.at_step: int | None = None
         self.only_size: int | None = None
+        self.heed_stop = True
 
-    def hold(self, at_step: int | None = None, only_size: int | None = None) -> None:
+    def hold(self, at_step: int | None = None, only_size: int | None = None, heed_stop: bool = True) -> None:
         """Hold the next calls (of side *only_size*, when given) until :meth:`release`."""
-        self.at_step, self.only_size = at_step, only_size
+        self.at_step, self.only_size, self.heed_stop = at_step, only_size, heed_stop
         self.entered.clear()
         self.gate.clear()
 
@@ -45,7 +49,7 @@ class EngineSpy:
     def _wait(self, stop) -> None:
         self.entered.set()
         while not self.gate.wait(0.01):
-            if stop():
+            if self.heed_stop and stop():
                 return
 
     def __call__(self, model, units, **kw):
