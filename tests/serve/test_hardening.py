@@ -142,9 +142,11 @@ def test_event_streams_beyond_the_bound_get_503_with_retry_after(make_client, sp
             client.stream("GET", f"/api/renders/{rid}/events") as two:
         assert one.status_code == two.status_code == 200
         assert client.get("/api/status").json()["streams"] == 2
-        third = client.get(f"/api/renders/{rid}/events")
-        assert third.status_code == 503 and third.headers["retry-after"] == "5"
-        spy.release()
+        try:
+            with client.stream("GET", f"/api/renders/{rid}/events") as third:
+                assert third.status_code == 503 and third.headers["retry-after"] == "5"
+        finally:
+            spy.release()
         for stream in (one, two):
             assert "event: done" in "".join(stream.iter_text())
     assert client.get("/api/status").json()["streams"] == 0  # slots come back when streams end
