@@ -64,7 +64,7 @@ def test_images_beyond_the_pixel_bound_are_refused_before_decoding(server, data_
 
 def test_one_bad_item_fails_alone_and_reruns_finish(server, data_dir, keys, jpegs):
     bad = "x" * 300  # a file name longer than any filesystem allows
-    server.images[bad] = jpegs[keys[0]]
+    server.images = {**jpegs, bad: jpegs[keys[0]]}  # a copy: jpegs is shared by the whole session
     ids = [keys[0], bad, keys[1]]
     report = download(data_dir, ids, server.url, DownloadOptions(**FAST), progress=False)
     assert report.counts == {"ok": 2, "failed": 1} and "File name too long" in failed(data_dir)[bad]
