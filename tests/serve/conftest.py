@@ -15,10 +15,12 @@ from fastapi.testclient import TestClient
 
 from imagemachines.serve.app import create_app
 from imagemachines.serve.schemas import Limits
+from imagemachines.serve.server import ServerLimits, uvicorn_options
 from imagemachines.vis import render
 from tests.conftest import tiny_loaded_model
 
 FAST = {"size": 32, "steps": 4}  # a render of the tiny model that takes a few milliseconds
+BASE_URL = "http://127.0.0.1:8000"  # a Host name the server answers (loopback)
 
 
 class EngineSpy:
@@ -85,7 +87,7 @@ def make_client(tmp_path: Path, spy: EngineSpy):
         kw.setdefault("render_fn", spy)
         kw.setdefault("limits", Limits(max_size=128, max_steps=64))
         models = kw.pop("models", None) or {"tiny": tiny_loaded_model()}
-        client = TestClient(create_app(models, **kw))
+        client = TestClient(create_app(models, **kw), base_url=BASE_URL)
         client.__enter__()
         clients.append(client)
         return client
@@ -113,13 +115,15 @@ def wait_for(client, render_id: str, states=("done", "failed", "cancelled"), tim
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """Run *app* with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+def live_server(app, limits: ServerLimits = ServerLimits()) -> Iterator[str]:
+    """Run *app* with uvicorn (the CLI's connection limits) on a free 127.0.0.1 port in a thread; yields the base
+    URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2,
+                                           **uvicorn_options(limits)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
