@@ -23,6 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from imagemachines.index.cli import register as register_index
     from imagemachines.serve.cli import register as register_serve
     from imagemachines.train.cli import register as register_train
     from imagemachines.vis.cli import register as register_vis
@@ -32,6 +33,7 @@ def _register() -> None:
     app.add_typer(wga_app, name="wga", help="Web Gallery of Art: catalog, query, download, subsets.")
     register_train(app)
     register_serve(app)
+    register_index(app)
 
 
 _register()
