@@ -198,7 +198,17 @@ def rank_units(maps: np.ndarray, layer: str, index, k: int) -> tuple[list[Hit], 
     hits = [Hit(layer, int(c), float(v), float(index.percentile(layer, int(c), float(v))) if indexed else None)
             for c, v in enumerate(values)]
     by_value = sorted(hits, key=lambda h: -h.value)[:k]
-    by_percentile = sorted(hits, key=lambda h: (-(h.percentile or 0.0), -h.value))[:k] if indexed else []
+    by_percentile = []
+    if indexed:
+        # Units constant over the collection (dead ones) have no meaningful percentile: left out. Ties (units
+        # that saturate, as ReLU6 does, reach 100 on many paintings) go to the value farthest above the
+        # collection's mean in standard deviations: the rarer the value, the higher.
+        ranked = []
+        for h in hits:
+            st = index.stats(layer, h.channel)
+            if st.max > st.min:
+                ranked.append((-(h.percentile or 0.0), -(h.value - st.mean) / max(st.std, 1e-12), h))
+        by_percentile = [h for *_, h in sorted(ranked, key=lambda t: t[:2])[:k]]
     return by_value, by_percentile
 
 

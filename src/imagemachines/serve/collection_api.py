@@ -55,6 +55,12 @@ def pooled_vector(maps):
     return maps.reshape(maps.shape[0], -1).mean(axis=1)
 
 
+def folder_name(root) -> str:
+    """The image folder's name, with its parent's when it is a generic one (``paintings/images``)."""
+    generic = {"images", "img", "train", "val", "test", "data"}
+    return f"{root.parent.name}/{root.name}" if root.name.lower() in generic and root.parent.name else root.name
+
+
 def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[str, LoadedModel],
                             bench: Workbench, uploads: UploadStore) -> APIRouter:
     router = APIRouter(tags=["collections"])
@@ -143,7 +149,7 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
             layers = [IndexLayerOut(name=n, channels=int(idx.manifest["layers"][n])) for n in idx.layers] \
                 if isinstance(idx.manifest.get("layers"), dict) else \
                 [IndexLayerOut(name=n, channels=s.model.layer(n).channels) for n in idx.layers]
-            out.append(IndexOut(id=s.id, model=s.model.name, weights_id=idx.weights_id, folder=idx.image_root.name,
+            out.append(IndexOut(id=s.id, model=s.model.name, weights_id=idx.weights_id, folder=folder_name(idx.image_root),
                                 n_images=idx.n_images, k=idx.k, pooled=bool(idx.manifest.get("pooled", True)),
                                 layers=layers))
         return out

@@ -131,7 +131,7 @@ function exampleCard(ex) {
     el("div", { className: "ex-frame" }, img),
     el("figcaption", {}, title,
       el("span", { className: "ex-meta", textContent: metaLine(ex.meta) }),
-      el("span", { className: "ex-value", textContent: `#${ex.rank + 1} · ${ex.value.toFixed(2)} · ${pct(ex.percentile)}` }),
+      el("span", { className: "ex-value", textContent: `#${ex.rank} · ${ex.value.toFixed(2)} · ${pct(ex.percentile)}` }),
       ex.meta.link ? el("a", { className: "ex-link", href: ex.meta.link, target: "_blank", rel: "noopener noreferrer",
         textContent: linkText(ex.meta.link), onclick: (e) => e.stopPropagation() }) : null));
   card.dataset.imageId = ex.image_id;
@@ -155,7 +155,7 @@ async function showView() {
   const pane = $("painting");
   if (C.image === null && !C.upload) { pane.hidden = true; C.viewKey = null; return; }
   pane.hidden = false;
-  const key = JSON.stringify([C.index, C.image, C.upload, C.at, S.model]);
+  const key = JSON.stringify([C.index, C.image, C.upload, viewLayer(), S.model]);
   if (key === C.viewKey) { paintingImage(); return; }
   C.viewKey = key;
   const gen = ++C.viewGen;
@@ -168,7 +168,7 @@ async function showView() {
   try {
     body = C.upload
       ? await api(`/api/uploads/${C.upload}?${q(uploadContext())}`)
-      : await api(`/api/indexes/${C.index}/images/${C.image}?${q({ layer: C.at })}`);
+      : await api(`/api/indexes/${C.index}/images/${C.image}?${q({ layer: viewLayer() })}`);
   } catch (err) {
     if (gen !== C.viewGen) return;
     $("pv-title").textContent = C.upload && err.status === 404 ? "This upload is no longer on the server" : "Cannot show this painting";
@@ -180,9 +180,16 @@ async function showView() {
   showPainting(body);
 }
 
+// The layer whose units a painting view ranks: as chosen (at=), else the open unit's layer when it has
+// spatial maps, else the server's default (the deepest block).
+function viewLayer() {
+  if (C.at) return C.at;
+  return S.info && S.info.kind === "channel" && S.info.height > 1 ? S.layer : null;
+}
+
 function uploadContext() {
   const idx = currentIndex();
-  return idx && idx.model === S.model ? { index: idx.id, layer: C.at } : { model: S.model, layer: C.at };
+  return idx && idx.model === S.model ? { index: idx.id, layer: viewLayer() } : { model: S.model, layer: viewLayer() };
 }
 
 function unitOnPainting() {
@@ -324,7 +331,13 @@ const PAINTING_HTML = `
   <input id="upload-file" type="file" accept="image/*" hidden>`;
 
 async function startCollections() {
-  $("recipe").insertAdjacentHTML("beforebegin", COLLECTION_HTML);
+  // the unit pane: its render and recipe (left) beside the unit's paintings (right)
+  const detail = $("detail");
+  const head = detail.querySelector(".detail-head");
+  const left = el("div", { className: "detail-left" }, ...[...detail.children].filter((c) => c !== head));
+  const body = el("div", { className: "detail-body" }, left);
+  body.insertAdjacentHTML("beforeend", COLLECTION_HTML);
+  detail.append(body);
   $("main").insertAdjacentHTML("beforeend", PAINTING_HTML);
   const button = el("button", { id: "upload-btn", className: "docs", type: "button", textContent: "Explain a painting…",
     title: "Pick or drop an image file: which units does it drive?" });
