@@ -146,12 +146,10 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         out = []
         for s in indexes.values():
             idx = s.index
-            layers = [IndexLayerOut(name=n, channels=int(idx.manifest["layers"][n])) for n in idx.layers] \
-                if isinstance(idx.manifest.get("layers"), dict) else \
-                [IndexLayerOut(name=n, channels=s.model.layer(n).channels) for n in idx.layers]
-            out.append(IndexOut(id=s.id, model=s.model.name, weights_id=idx.weights_id, folder=folder_name(idx.image_root),
-                                n_images=idx.n_images, k=idx.k, pooled=bool(idx.manifest.get("pooled", True)),
-                                layers=layers))
+            layers = [IndexLayerOut(name=n, channels=s.model.layer(n).channels) for n in idx.layers]
+            out.append(IndexOut(id=s.id, model=s.model.name, weights_id=idx.weights_id,
+                                folder=folder_name(idx.image_root), n_images=idx.n_images, k=idx.k,
+                                pooled=bool(idx.manifest.get("pooled", True)), layers=layers))
         return out
 
     @router.get("/api/indexes/{index_id}/units/{layer}/{channel}", response_model=UnitExamplesOut,
