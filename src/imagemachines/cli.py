@@ -23,6 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from imagemachines.explain.cli import register as register_explain
     from imagemachines.index.cli import register as register_index
     from imagemachines.serve.cli import register as register_serve
     from imagemachines.train.cli import register as register_train
@@ -34,6 +35,7 @@ def _register() -> None:
     register_train(app)
     register_serve(app)
     register_index(app)
+    register_explain(app)
 
 
 _register()

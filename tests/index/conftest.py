@@ -95,3 +95,34 @@ def blobnet() -> LoadedModel:
 @pytest.fixture
 def collection(tmp_path) -> Collection:
     return make_collection(tmp_path / "images")
+
+
+def snapshot(idx) -> dict:
+    """Everything an index answers, by image path (ids are path order, so they compare too)."""
+    import numpy as np
+
+    snap = {"images": [(i.id, i.path, i.sha256, i.width, i.height, i.meta) for i in idx.images()], "units": {},
+            "stats": {}, "pooled": {}}
+    for layer in idx.layers:
+        for c in range(idx.channels(layer)):
+            for neg in (False, True):
+                snap["units"][(layer, c, neg)] = [(idx.image(e.image_id).path, e.value, e.cell, e.box)
+                                                  for e in idx.examples(layer, c, negative=neg)]
+            s = idx.stats(layer, c)
+            snap["stats"][(layer, c)] = (s.count, s.mean, s.std, s.min, s.max, *s.quantiles.values())
+        pooled = idx.pooled(layer)
+        snap["pooled"][layer] = None if pooled is None else np.asarray(pooled).tobytes()
+    return snap
+
+
+def assert_same_index(a, b) -> None:
+    """Exact equality of images, examples and pooled rows; statistics equal up to float64 rounding."""
+    import pytest as _pytest
+
+    sa, sb = snapshot(a), snapshot(b)
+    assert sa["images"] == sb["images"]
+    assert sa["units"] == sb["units"]
+    assert sa["pooled"] == sb["pooled"]
+    assert sa["stats"].keys() == sb["stats"].keys()
+    for key in sa["stats"]:
+        assert sa["stats"][key] == _pytest.approx(sb["stats"][key], rel=1e-9, abs=1e-9), key

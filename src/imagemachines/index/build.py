@@ -100,6 +100,17 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
         conn.close()
 
 
+def _remember_metadata(conn, metadata: Path | None) -> Path | None:
+    """The --metadata CSV of this run, stored for the next runs; or the one an earlier run was given."""
+    if metadata is not None:
+        path = Path(metadata).resolve()
+        with conn:
+            conn.execute("INSERT OR REPLACE INTO settings (name, value) VALUES ('metadata', ?)", (str(path),))
+        return path
+    row = conn.execute("SELECT value FROM settings WHERE name = 'metadata'").fetchone()
+    return Path(row[0]) if row else None
+
+
 def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
                 layers: Sequence[str] | str | None = None, k: int = DEFAULT_K, pooled: bool = True,
                 metadata: Path | None = None, batch_size: int | None = None, progress: bool = True,
@@ -160,7 +171,8 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
             sync_images(conn, out, image_dir, files, rehash=rehash, progress=progress)
             paths = [f.path for f in files]
             joined: dict[str, dict] = {}
-            sources = [p for p in (find_subset_csv(image_dir), Path(metadata) if metadata else None) if p]
+            metadata = _remember_metadata(conn, metadata)
+            sources = [p for p in (find_subset_csv(image_dir), metadata) if p]
             for src in sources:
                 cols, found = read_metadata(src, image_dir, paths)
                 meta_columns += [c for c in cols if c not in meta_columns]

@@ -40,10 +40,9 @@ def index(
 
     from imagemachines.index.build import build_index
     from imagemachines.index.query import open_index
+    from imagemachines.index.scan import scan_folder
     from imagemachines.models import load_model
     from imagemachines.train.distributed import from_env
-
-    from imagemachines.index.scan import scan_folder
 
     scan_folder(image_dir)  # a missing or empty folder is reported before the model loads
     ref = str(Path(model).resolve()) if Path(model).is_dir() else model

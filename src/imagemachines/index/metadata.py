@@ -13,6 +13,7 @@ from pathlib import Path
 from imagemachines.errors import UserError
 
 PATH_COLUMNS = ("path", "file", "filename", "image", "FILE")
+SKIP_COLUMNS = {"sha256"}  # bookkeeping of `wga subset`, not metadata
 
 
 def find_subset_csv(image_root: Path, levels: int = 2) -> Path | None:
@@ -43,7 +44,7 @@ def read_metadata(csv_path: Path, image_root: Path, rel_paths: list[str]) -> tup
             if path_col is None:
                 raise UserError(f"{csv_path} has no path column (one of: {', '.join(PATH_COLUMNS[:4])}); its "
                                 f"columns are: {', '.join(fields[:12])}.")
-            columns = [c for c in fields if c != path_col]
+            columns = [c for c in fields if c != path_col and c not in SKIP_COLUMNS]
             found: dict[str, dict] = {}
             for row in reader:
                 raw = (row.get(path_col) or "").strip()
