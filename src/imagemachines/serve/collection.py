@@ -102,6 +102,10 @@ def snap_size(size: int) -> int:
     return next((s for s in THUMB_SIZES if s >= size), THUMB_SIZES[-1])
 
 
+def _explanation_bytes(explanation) -> int:
+    return sum(m.nbytes for m in explanation.maps.values()) + 200 * (len(explanation.units) * 2 + 16)
+
+
 class Workbench:
     """Forward passes on paintings for the API, on private model copies, with bounded caches."""
 
@@ -114,6 +118,7 @@ class Workbench:
         self.images: BoundedLRU[Image.Image] = BoundedLRU(
             128, image_bytes, size_of=lambda im: im.width * im.height * 3)
         self.pictures: BoundedLRU[bytes] = BoundedLRU(4096, picture_bytes)
+        self.explanations: BoundedLRU = BoundedLRU(256, 256 * 2**20, size_of=_explanation_bytes)
 
     def worker(self, model: LoadedModel) -> tuple[LoadedModel, threading.Lock]:
         """The private copy of *model* (made on first use) and the lock that serializes its use."""
@@ -165,6 +170,19 @@ class Workbench:
 
         return self.maps.get_or_make(("maps", model.name, *key, layer), make)
 
+    def explain(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, index, n_similar: int,
+                exclude: int | None = None):
+        """``explain_image`` of *image* at *layer* (every unit ranked), on the private model copy (cached)."""
+        from imagemachines.explain import explain_image
+
+        def make():
+            private, lock = self.worker(model)
+            with lock:
+                return explain_image(private, image, layer=layer, index=index, k=model.layer(layer).channels,
+                                     similar=n_similar, exclude=exclude)
+
+        return self.explanations.get_or_make(("explain", model.name, *key, layer, n_similar), make)
+
     def overlay(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, channel: int, size: int,
                 vmax: float | None) -> bytes:
         """A JPEG of *image* (longer side *size*) with *channel*'s activation map over it."""
@@ -182,34 +200,15 @@ class Workbench:
         return self.pictures.get_or_make(("overlay", model.name, *key, layer, channel, size, vmax), make)
 
 
-@dataclass(frozen=True)
-class Hit:
-    layer: str
-    channel: int
-    value: float
-    percentile: float | None
-
-
-def rank_units(maps: np.ndarray, layer: str, index, k: int) -> tuple[list[Hit], list[Hit]]:
-    """Units of *layer* that the painting drives most: by raw value (spatial maximum, as the index ranks),
-    and by the unit's own percentile in the collection (empty without an index of that layer)."""
-    values = maps.reshape(maps.shape[0], -1).max(axis=1)
-    indexed = index is not None and layer in index.layers
-    hits = [Hit(layer, int(c), float(v), float(index.percentile(layer, int(c), float(v))) if indexed else None)
-            for c, v in enumerate(values)]
-    by_value = sorted(hits, key=lambda h: -h.value)[:k]
-    by_percentile = []
-    if indexed:
-        # Units constant over the collection (dead ones) have no meaningful percentile: left out. Ties (units
-        # that saturate, as ReLU6 does, reach 100 on many paintings) go to the value farthest above the
-        # collection's mean in standard deviations: the rarer the value, the higher.
-        ranked = []
-        for h in hits:
-            st = index.stats(layer, h.channel)
-            if st.max > st.min:
-                ranked.append((-(h.percentile or 0.0), -(h.value - st.mean) / max(st.std, 1e-12), h))
-        by_percentile = [h for *_, h in sorted(ranked, key=lambda t: t[:2])[:k]]
-    return by_value, by_percentile
+def rank_in_collection(explanation, index, k: int) -> tuple[list, list]:
+    """:func:`imagemachines.explain.explain_image`'s rankings cut to *k*, leaving out of the percentile
+    ranking the units that are constant over the collection (dead ones): their "100th percentile" means nothing."""
+    by_percentile = explanation.by_percentile
+    if by_percentile:
+        layer = explanation.layer
+        by_percentile = [h for h in by_percentile
+                         if index.stats(layer, h.channel).max > index.stats(layer, h.channel).min]
+    return explanation.units[:k], by_percentile[:k]
 
 
 def default_layer(model: LoadedModel, index=None) -> str:

@@ -15,12 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from imagemachines.errors import UserError
 from imagemachines.models import LOGITS, LoadedModel
 from imagemachines.serve.collection import (
-    Hit,
     ServedIndex,
     Workbench,
     default_layer,
     display_meta,
-    rank_units,
+    rank_in_collection,
 )
 from imagemachines.serve.collection_schemas import (
     ExampleOut,
@@ -48,11 +47,6 @@ K = Annotated[int, Query(ge=1, le=256, description="How many.")]
 ImageId = Annotated[int, PathParam(ge=0, le=2**62)]
 Channel = Annotated[int, PathParam(ge=0, le=1_000_000)]
 Ctx = Annotated[str | None, Query(max_length=200)]
-
-
-def pooled_vector(maps):
-    """A painting's pooled activation of a layer, as the index pools it (spatial mean)."""
-    return maps.reshape(maps.shape[0], -1).mean(axis=1)
 
 
 def folder_name(root) -> str:
@@ -105,7 +99,7 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
                            meta=Meta(**display_meta(meta)), metadata={k: str(v) for k, v in meta.items()},
                            links=painting_links(s, image_id, overlay))
 
-    def hit_out(model: LoadedModel, s: ServedIndex | None, hit: Hit, overlay_base: str) -> UnitHitOut:
+    def hit_out(model: LoadedModel, s: ServedIndex | None, hit, overlay_base: str) -> UnitHitOut:
         indexed = s is not None and hit.layer in s.index.layers
         return UnitHitOut(
             layer=hit.layer, channel=hit.channel, label=unit_label(model, hit.layer, hit.channel), value=hit.value,
@@ -123,14 +117,10 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
 
     def explain(model: LoadedModel, s: ServedIndex | None, key: tuple, image, layer: str, k: int, n_similar: int,
                 overlay_base: str, image_id: int | None = None) -> dict:
-        maps = bench.layer_maps(model, key, image, layer)
-        by_value, by_percentile = rank_units(maps, layer, s.index if s else None, k)
-        similar: list[SimilarOut] = []
-        if s is not None and n_similar and layer in s.index.layers:
-            pooled = s.index.pooled(layer)
-            if pooled is not None:
-                vector = pooled[image_id] if image_id is not None else pooled_vector(maps)
-                similar = similar_out(s, s.index.similar(layer, vector, k=n_similar, exclude=image_id))
+        index = s.index if s is not None and layer in s.index.layers else None
+        explanation = bench.explain(model, key, image, layer, index, n_similar if index else 0, exclude=image_id)
+        by_value, by_percentile = rank_in_collection(explanation, index, k)
+        similar = similar_out(s, explanation.similar) if index is not None else []
         layers = [li.name for li in model.layers()]
         return dict(model=model.name, index=s.id if s else None, layer=layer, layers=layers,
                     units=[hit_out(model, s, h, overlay_base) for h in by_value],
