@@ -82,6 +82,10 @@ def test_a_unit_shows_its_paintings_and_a_click_opens_one_with_its_units(browser
     assert f"/images/{expected[0]}/overlay?" in src and f"layer={layer}" in src and "channel=1" in src
     page.wait_for_function("document.getElementById('pv-img').naturalWidth > 0")
     assert "Similar paintings" in page.inner_text("#painting")
+    page.keyboard.press("ArrowRight")  # the next unit: the painting stays open with that unit's heatmap
+    page.wait_for_function("location.hash.includes('unit=2')")
+    assert f"image={expected[0]}" in page.url
+    page.wait_for_function("document.getElementById('pv-img').src.includes('channel=2')")
 
     target = page.query_selector("#pv-units .pv-unit")  # each of its units opens that unit
     channel = target.get_attribute("data-channel")
