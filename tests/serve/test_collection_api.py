@@ -14,7 +14,7 @@ from imagemachines.models import LOGITS
 from imagemachines.serve.app import create_app
 from imagemachines.serve.uploads import UploadLimits
 from tests.conftest import tiny_loaded_model
-from tests.serve.collection_fixtures import N_PAINTINGS, build_tiny_index
+from tests.serve.collection_fixtures import N_PAINTINGS, build_tiny_index, painting
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +217,20 @@ def test_units_constant_over_the_collection_are_not_ranked_by_percentile(api, in
     assert dead <= {u["channel"] for u in page["units"]}
     assert not dead & {u["channel"] for u in page["by_percentile"]}  # their "100th percentile" means nothing
     assert len(page["by_percentile"]) == channels - len(dead)
+
+
+def test_an_upload_is_explained_against_the_index_asked_for(make_client, index, tmp_path):
+    from imagemachines.index import build_index, open_index
+
+    small = tmp_path / "small"
+    small.mkdir()
+    for i in (20, 21, 22):
+        painting(i).save(small / f"q{i}.png")
+    other = open_index(build_index(tiny_loaded_model(), small, tmp_path / "small-index", k=2, progress=False))
+    api = make_client(indexes=[index, other])
+    data = png_bytes(painting(3))
+    first = api.post("/api/uploads?index=paintings-index", content=data).json()
+    second = api.get(f"/api/uploads/{first['id']}", params={"index": "small-index"}).json()
+    assert second["index"] == "small-index"
+    assert {s["image_id"] for s in second["similar"]} <= {0, 1, 2} and len(second["similar"]) == 3
+    assert len(first["similar"]) == 10

@@ -109,8 +109,9 @@ def _explanation_bytes(explanation) -> int:
 class Workbench:
     """Forward passes on paintings for the API, on private model copies, with bounded caches."""
 
-    def __init__(self, models: Mapping[str, LoadedModel], *, map_bytes: int = 256 * 2**20,
-                 image_bytes: int = 96 * 2**20, picture_bytes: int = 64 * 2**20) -> None:
+    def __init__(self, models: Mapping[str, LoadedModel], *, map_bytes: int = 128 * 2**20,
+                 image_bytes: int = 96 * 2**20, picture_bytes: int = 64 * 2**20,
+                 explanation_bytes: int = 64 * 2**20) -> None:
         self._served = dict(models)
         self._copies: dict[str, tuple[LoadedModel, threading.Lock]] = {}
         self._copies_lock = threading.Lock()
@@ -118,7 +119,7 @@ class Workbench:
         self.images: BoundedLRU[Image.Image] = BoundedLRU(
             128, image_bytes, size_of=lambda im: im.width * im.height * 3)
         self.pictures: BoundedLRU[bytes] = BoundedLRU(4096, picture_bytes)
-        self.explanations: BoundedLRU = BoundedLRU(256, 256 * 2**20, size_of=_explanation_bytes)
+        self.explanations: BoundedLRU = BoundedLRU(256, explanation_bytes, size_of=_explanation_bytes)
 
     def worker(self, model: LoadedModel) -> tuple[LoadedModel, threading.Lock]:
         """The private copy of *model* (made on first use) and the lock that serializes its use."""
@@ -181,7 +182,8 @@ class Workbench:
                 return explain_image(private, image, layer=layer, index=index, k=model.layer(layer).channels,
                                      similar=n_similar, exclude=exclude)
 
-        return self.explanations.get_or_make(("explain", model.name, *key, layer, n_similar), make)
+        where = str(index.path) if index is not None else None
+        return self.explanations.get_or_make(("explain", model.name, *key, layer, where, n_similar), make)
 
     def overlay(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, channel: int, size: int,
                 vmax: float | None) -> bytes:
