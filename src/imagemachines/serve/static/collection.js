@@ -282,6 +282,7 @@ async function uploadFile(file) {
   if (!file) return;
   if (!file.type.startsWith("image/")) { toast(`${file.name} is not an image.`); return; }
   toast(`Explaining ${file.name}…`);
+  while (!S.info) await sleep(50);   // a file dropped while the page is still starting
   try {
     const res = await fetch(`/api/uploads?${q(uploadContext())}`, {
       method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
