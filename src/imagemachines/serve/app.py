@@ -103,7 +103,7 @@ def create_app(
         return JSONResponse({"detail": _readable(errors), "errors": errors}, status_code=422)
 
     app.include_router(build_router(catalog, scheduler))
-    app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(catalog.models),
+    app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
                                                UploadStore(upload_limits)))
 
     @app.get("/", include_in_schema=False)

@@ -109,10 +109,9 @@ def _explanation_bytes(explanation) -> int:
 class Workbench:
     """Forward passes on paintings for the API, on private model copies, with bounded caches."""
 
-    def __init__(self, models: Mapping[str, LoadedModel], *, map_bytes: int = 128 * 2**20,
+    def __init__(self, *, map_bytes: int = 128 * 2**20,
                  image_bytes: int = 96 * 2**20, picture_bytes: int = 64 * 2**20,
                  explanation_bytes: int = 64 * 2**20) -> None:
-        self._served = dict(models)
         self._copies: dict[str, tuple[LoadedModel, threading.Lock]] = {}
         self._copies_lock = threading.Lock()
         self.maps: BoundedLRU[np.ndarray] = BoundedLRU(512, map_bytes, size_of=lambda a: a.nbytes)
