@@ -25,7 +25,7 @@ def index(blobnet, collection, tmp_path):
 def test_page_and_csv_show_the_top_images_with_overlays_and_metadata(index, blobnet, collection, tmp_path):
     page = write_examples(index, blobnet, "features.2", 0, tmp_path / "ex", k=3, render_size=64, render_steps=4,
                           progress=False)
-    rows = list(csv.DictReader(tmp_path / "ex" / "examples.csv".read_text(encoding="utf-8").splitlines()))
+    rows = list(csv.DictReader((tmp_path / "ex" / "examples.csv").read_text(encoding="utf-8").splitlines()))
     assert [r["path"] for r in rows] == [p for p, _ in collection.red[:3]]
     assert [r["rank"] for r in rows] == ["1", "2", "3"] and rows[0]["percentile"] == "100.00"
     assert rows[0]["artist"] == "Painter <b>0</b>" and rows[0]["page_url"] == "https://example.org/0"
@@ -50,7 +50,7 @@ def test_page_and_csv_show_the_top_images_with_overlays_and_metadata(index, blob
 
 def test_negative_and_class_and_without_model(index, collection, tmp_path):
     write_examples(index, None, "features.0", 0, tmp_path / "neg", negative=True, progress=False)
-    rows = list(csv.DictReader(tmp_path / "neg" / "examples.csv".read_text(encoding="utf-8").splitlines()))
+    rows = list(csv.DictReader((tmp_path / "neg" / "examples.csv").read_text(encoding="utf-8").splitlines()))
     assert [r["path"] for r in rows] == collection.tints[:4]
     assert class_channel(index, "red") == 0 and class_channel(index, "1") == 1
     with pytest.raises(UserError, match="no class 'green'"):

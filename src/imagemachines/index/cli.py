@@ -46,6 +46,8 @@ def index(
 
     scan_folder(image_dir)  # a missing or empty folder is reported before the model loads
     ref = str(Path(model).resolve()) if Path(model).is_dir() else model
+    if weights and Path(weights).expanduser().is_file():
+        weights = str(Path(weights).expanduser().resolve())  # recorded for `examples`, from any folder
     loaded = load_model(ref, weights=weights, device=device)
     path = build_index(loaded, image_dir, out, layers=layers, k=k, pooled=pooled, metadata=metadata,
                        batch_size=batch_size, workers=workers, chunk_size=chunk, rebuild=rebuild, rehash=rehash,

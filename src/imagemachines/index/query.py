@@ -157,9 +157,10 @@ class CollectionIndex:
         self.check_unit(layer, channel)
         d = self._layer(layer)
         qs = self.manifest.get("quantiles", [])
-        return UnitStats(int(d["count"][0]), float(d["mean"][channel]), float(d["std"][channel]),
-                         float(d["min"][channel]), float(d["max"][channel]),
-                         {float(q): float(v) for q, v in zip(qs, d["quantiles"][channel], strict=True)})
+        return UnitStats(float(d["mean"][channel]), float(d["std"][channel]), float(d["min"][channel]),
+                         float(d["max"][channel]),
+                         {float(q): float(v) for q, v in zip(qs, d["quantiles"][channel], strict=True)},
+                         int(d["count"][0]))
 
     def percentile(self, layer: str, channel: int, value: float) -> float:
         """Percent of the collection whose spatial maximum for this unit is at most *value* (0 … 100)."""

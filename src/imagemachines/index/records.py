@@ -41,14 +41,14 @@ class Example:
 
 @dataclass(frozen=True)
 class UnitStats:
-    """A unit's distribution over the collection: of each image's spatial maximum."""
+    """A unit's distribution over the collection: of each image's spatial maximum (*count* images)."""
 
-    count: int
     mean: float
     std: float
     min: float
     max: float
     quantiles: dict[float, float]
+    count: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
