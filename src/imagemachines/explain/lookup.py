@@ -25,14 +25,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class UnitHit:
-    """Unit *channel* of *layer*: its spatial maximum on the painting, the map cell of that maximum, and (with an
-    index) the percentile of that value among the collection's maxima of the unit (0 … 100)."""
+    """Unit *channel* of *layer*: its spatial maximum on the painting, the map cell of that maximum, (with an
+    index) the percentile of that value among the collection's maxima of the unit (0 … 100), and its mean."""
 
     layer: str
     channel: int
     value: float
     percentile: float | None = None
     cell: tuple[int, int] = (0, 0)
+    mean: float | None = None  # the map's spatial mean: how much of the painting drives the unit
 
     def as_dict(self) -> dict:
         return asdict(self) | {"cell": list(self.cell)}
@@ -122,7 +123,7 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
 
     def hit(c: int, percentile: float | None) -> UnitHit:
         cell = int(cells[c])
-        return UnitHit(layer, c, float(maxima[c]), percentile, (cell // w, cell % w))
+        return UnitHit(layer, c, float(maxima[c]), percentile, (cell // w, cell % w), float(pooled[c]))
 
     percentiles: np.ndarray | None = None
     by_percentile: list[UnitHit] = []
@@ -132,9 +133,11 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
             raise UserError(f"Layer {layer!r} has {channels} units here but {index.channels(layer)} in the index "
                             f"{index.path}: it was made with another network.")
         percentiles = np.array([index.percentile(layer, c, float(maxima[c])) for c in range(channels)])
-        # ties (above the collection's maximum: 100) broken by how far the value exceeds the unit's maximum
-        tops = np.array([max(index.stats(layer, c).max, 1e-12) for c in range(channels)])
-        order = np.lexsort((-(maxima.numpy() / tops), -percentiles))[:k]
+        # ties (at or above the collection's maximum: 100) broken by the value's distance from the unit's mean
+        # over the collection, in standard deviations
+        stats = [index.stats(layer, c) for c in range(channels)]
+        z = (maxima.numpy() - np.array([s.mean for s in stats])) / np.array([max(s.std, 1e-12) for s in stats])
+        order = np.lexsort((-z, -percentiles))[:k]
         by_percentile = [hit(int(c), float(percentiles[c])) for c in order]
         if similar and index.pooled(layer) is not None:
             found = index.similar(layer, pooled, k=similar, exclude=exclude)

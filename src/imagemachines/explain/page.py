@@ -183,6 +183,7 @@ def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out:
     for channel, name in _renders(model, e, out, options).items():
         files[channel]["render"] = name
     doc = e.to_json()
+    doc["render_layer"] = render_layer(model, e.layer) if options.renders > 0 else None
     doc["units"] = [_hit_json(h, index, **files[h.channel]) for h in e.units]
     doc["by_percentile"] = [_hit_json(h, index, **files[h.channel]) for h in e.by_percentile]
     doc["similar"] = [_similar(index, image_id, score, rank, out) for rank, (image_id, score)
@@ -199,7 +200,8 @@ def _renders(model: LoadedModel, e: Explanation, out: Path, options: Options) ->
     hits = e.hits()[: max(0, options.renders)]
     if not hits:
         return {}
-    units = [Unit(e.layer, h.channel) for h in hits]
+    layer = render_layer(model, e.layer)
+    units = [Unit(layer, h.channel) for h in hits]
     with tqdm(total=options.render_steps, desc=f"rendering {len(units)} units", unit="step",
               disable=not options.progress, leave=False) as bar:
         renders = render(model, units, size=options.render_size, steps=options.render_steps,
@@ -210,6 +212,22 @@ def _renders(model: LoadedModel, e: Explanation, out: Path, options: Options) ->
         _save_png(r.image, out / name)
         names[hit.channel] = name
     return names
+
+
+CLIPPING = ("ReLU", "ReLU6", "Hardtanh")
+
+
+def render_layer(model: LoadedModel, layer: str) -> str:
+    """The layer to render *layer*'s units at: the module before a closing ReLU/ReLU6 when *layer* is a block
+    that ends in one (same channels). A clipped unit that is off everywhere has no gradient, so a render of it
+    would stay grey; its pre-activation can always be maximised, and maximising it drives the unit."""
+    module = dict(model.module.named_modules()).get(layer)
+    children = list(module.named_children()) if module is not None else []
+    if len(children) >= 2 and type(children[-1][1]).__name__ in CLIPPING:
+        inner = f"{layer}.{children[-2][0]}"
+        if model.layer(inner).channels == model.layer(layer).channels:
+            return inner
+    return layer
 
 
 def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path) -> dict:
