@@ -11,6 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
+from imagemachines.cli_help import plain_help
 from imagemachines.errors import UserError
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ def _register() -> None:
     register_serve(app)
     register_index(app)
     register_explain(app)
+    plain_help(app)  # last: covers every command registered above
 
 
 _register()
@@ -46,7 +48,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

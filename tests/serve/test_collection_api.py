@@ -188,7 +188,7 @@ def test_bad_uploads_get_clear_4xx(make_client, index):
     assert post(png_bytes(Image.new("RGB", (8, 8))), index="nope").status_code == 404
     assert post(png_bytes(Image.new("RGB", (8, 8))), model="nope").status_code == 404
     r = post(png_bytes(Image.new("RGB", (8, 8))), layer="no.such.layer")
-    assert r.status_code == 422 and "no layer" in r.json()["detail"]
+    assert r.status_code == 404 and "no layer" in r.json()["detail"]  # the server's rule: naming what is not here
 
 
 def test_uploads_are_kept_only_in_a_bounded_memory_cache(make_client, index):
