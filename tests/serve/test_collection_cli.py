@@ -13,6 +13,7 @@ from imagemachines.cli import app
 from imagemachines.errors import UserError
 from tests.conftest import tiny_loaded_model
 from tests.serve.collection_fixtures import build_tiny_index
+from tests.serve.conftest import BASE_URL
 
 runner = CliRunner()
 
@@ -50,7 +51,7 @@ def test_indexes_given_at_start_are_served(start, index):
     served, result = start(0, "--index", str(index.path), "--max-upload-mb", "3")
     assert result.exit_code == 0, result.output
     assert "paintings-index" in result.output.replace("\n", "")
-    with TestClient(served) as client:
+    with TestClient(served, base_url=BASE_URL) as client:
         assert [i["id"] for i in client.get("/api/indexes").json()] == ["paintings-index"]
         r = client.post("/api/uploads", content=b"\0" * (3 * 2**20 + 1))
         assert r.status_code == 413  # --max-upload-mb reached the upload route

@@ -19,13 +19,15 @@ from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LoadedModel
 from imagemachines.serve.api import build_router
 from imagemachines.serve.cache import RenderCache
-from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
 from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
+from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
 from imagemachines.serve.uploads import UploadLimits, UploadStore
+
+FRAMEWORK_413 = {"Content Too Large", "Request Entity Too Large"}
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -108,7 +110,7 @@ def create_app(
         detail = exc.detail
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no page {request.url.path!r}. The API is described at /docs; the interface is at /."
-        elif exc.status_code == 413:
+        elif exc.status_code == 413 and detail in FRAMEWORK_413:  # the framework's limit, not a route's own reason
             limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
             detail = (f"The request body is larger than this route accepts ({limit:,} bytes). Send less; see /docs "
                       "for the expected format." if isinstance(limit, int) else "The request body is too large.")

@@ -220,7 +220,8 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         return UploadOut(id=up.id, width=up.width, height=up.height, format=up.format,
                          image=f"/api/uploads/{up.id}/image", **body)
 
-    @router.post("/api/uploads", response_model=UploadOut, max_body_size=uploads.limits.max_bytes, responses={
+    # read_limited() answers 413 with a JSON reason at max_bytes; the framework's limit, 1 MiB above it, is the backstop
+    @router.post("/api/uploads", response_model=UploadOut, max_body_size=uploads.limits.max_bytes + 2**20, responses={
         **ERRORS, 413: {"model": Problem, "description": "Too many bytes or pixels."},
         415: {"model": Problem, "description": "Not an image."}},
         openapi_extra={"requestBody": {"required": True, "content": {
