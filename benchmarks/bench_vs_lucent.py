@@ -265,13 +265,24 @@ def report(args, rows: list[dict], proc: dict | None, our_steps: int) -> str:
         lines.append(f"| {r['layer']} | {r['lucent_s']:.1f} | {r['lucent_act']:.2f} | {r['lucent_shift']:.2f} | "
                      f"{mid} | {r['ours_final_s']:.1f} | {r['ours_final_act']:.2f} | {r['ours_final_shift']:.2f} |")
     if proc:
-        lines += ["", f"**Whole process** (fresh Python, start-up, weights, render, save; one unit, "
-                      f"{args.proc_layer}:{args.proc_channel}; median of {args.repeats}, alternated): "
-                      f"`imagemachines visualize` {proc['ours']:.1f} s vs Lucent script {proc['lucent']:.1f} s, "
-                      f"**{proc['lucent'] / proc['ours']:.1f}×**."]
+        lines += ["", process_line(args, proc)]
     lines += ["", f"Contact sheet of every benchmarked unit, Lucent's image next to ours: "
                   f"[docs/img/{SHEET.name}](img/{SHEET.name}).", "", NOTE]
     return "\n".join(lines)
+
+
+def process_line(args, proc: dict) -> str:
+    return (f"**Whole process** (fresh Python, start-up, weights, render, save; one unit, "
+            f"{args.proc_layer}:{args.proc_channel}, {args.threads} thread(s); median of {args.repeats}, "
+            f"alternated): `imagemachines visualize` with its defaults {proc['ours']:.1f} s vs a script running "
+            f"Lucent's defaults {proc['lucent']:.1f} s: **{proc['lucent'] / proc['ours']:.1f}×**.")
+
+
+def process_report(args, proc: dict) -> str:
+    return "\n".join(["## Render speed vs Lucent itself: whole process (cpu)", "",
+                      f"`python -m benchmarks.bench_vs_lucent --process-only --threads {args.threads} --repeats "
+                      f"{args.repeats}` — {machine()}; load average {os.getloadavg()[0]:.1f} at the end.", "",
+                      process_line(args, proc)])
 
 
 NOTE = """\
@@ -318,6 +329,9 @@ def main() -> None:
     ap.add_argument("--proc-layer", default="features.14")
     ap.add_argument("--proc-channel", type=int, default=40)
     ap.add_argument("--lucent-dir", type=Path, default=None, help="reuse an install folder (default: a new one)")
+    ap.add_argument("--process-only", action="store_true",
+                    help="only the whole-process comparison (section vs-lucent-process-cpu)")
+    ap.add_argument("--no-process", action="store_true", help="skip the whole-process comparison")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, 1 unit, few steps, no report")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -334,6 +348,14 @@ def main() -> None:
         print(text)
         write_section("vs-lucent-cuda", text)
         return
+    if args.process_only:
+        proc = whole_process(lucent_dir, args.proc_layer, args.proc_channel, args.threads, args.repeats,
+                             args.lucent_steps, our_steps if args.quick else None)
+        text = process_report(args, proc)
+        print(text)
+        if not args.quick:
+            write_section("vs-lucent-process-cpu", text)
+        return
     lucent_render(net, "features.14", 0, steps=16)  # warm both sides: first calls build kernels for new shapes
     render(model, Unit("features.14", 0), steps=4)
     rows = []
@@ -346,8 +368,10 @@ def main() -> None:
         if not args.quick:  # partial results survive an interrupted run
             contact_sheet(rows, SHEET)
             write_section("vs-lucent-cpu", report(args, rows, None, our_steps))
-    proc = whole_process(lucent_dir, args.proc_layer, args.proc_channel, args.threads, args.repeats,
-                         args.lucent_steps, our_steps if args.quick else None)
+    proc = None
+    if not args.no_process:
+        proc = whole_process(lucent_dir, args.proc_layer, args.proc_channel, args.threads, args.repeats,
+                             args.lucent_steps, our_steps if args.quick else None)
     text = report(args, rows, proc, our_steps)
     print(text)
     if not args.quick:
