@@ -8,6 +8,7 @@ from navigation start: the first thumbnail shown, and the whole first screen —
 gallery at the start showing its finished image. Variants (interleaved, a fresh cache each run):
 
 - ``interface``: the interface as shipped (thumbnail steps and scheduler batching as they are now);
+- ``before`` (with ``--before REV``): the same, but the page runs ``app.js`` as it was at git revision REV;
 - ``engine only``: the same thumbnails (units, size, steps, seed, batches) rendered by ``render()`` directly,
   no server or browser: the floor that interface work alone cannot go below.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,12 +60,15 @@ WATCH = """() => {
 }"""
 
 
-def interface_run(browser, model, timeout_s: float) -> dict:
+def interface_run(browser, model, timeout_s: float, app_js: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         app = create_app({model.name: model}, cache_dir=Path(tmp) / "cache", limits=Limits())
         try:
             with live_server(app) as base:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
+                if app_js is not None:
+                    page.route("**/static/app.js", lambda route: route.fulfill(
+                        body=app_js, content_type="text/javascript", headers={"Cache-Control": "no-store"}))
                 page.goto(f"{base}/")
                 handle = page.wait_for_function(WATCH, polling=50, timeout=timeout_s * 1000)
                 result = handle.json_value()
@@ -104,6 +109,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--before", default=None, help="git revision whose app.js to compare with (interleaved)")
     ap.add_argument("--quick", action="store_true", help="one run, nothing written")
     args = ap.parse_args()
     if args.quick:
@@ -113,12 +119,21 @@ def main() -> None:
 
     model = load_model("mobilenet_v2", device="cpu")
     limits = Limits()
-    times: dict[str, list[float]] = {"first": [], "all": [], "engine": []}
+    times: dict[str, list[float]] = {"first": [], "all": [], "engine": [], "before first": [], "before all": []}
+    old_js = None if args.before is None else subprocess.run(
+        ["git", "show", f"{args.before}:src/imagemachines/serve/static/app.js"], cwd=ROOT, check=True,
+        capture_output=True, text=True).stdout
     meta: dict = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             for rep in range(args.repeats):
+                if old_js is not None:
+                    b = interface_run(browser, model, args.timeout, old_js)
+                    times["before first"].append(b["first"])
+                    times["before all"].append(b["all"])
+                    print(f"run {rep}, app.js of {args.before}: first {b['first']:.1f}s, all {b['all']:.1f}s",
+                          flush=True)
                 r = interface_run(browser, model, args.timeout)
                 meta = r
                 steps = int(r["info"].split(" steps")[0].rsplit(" ", 1)[-1])
@@ -131,7 +146,7 @@ def main() -> None:
                       f"engine alone {e:.1f}s", flush=True)
         finally:
             browser.close()
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items() if v}
     curve = plateau(model, meta["layer"], 8, 64, 4 * meta["steps"], meta["steps"] // 4)
     load = __import__("os").getloadavg()[0]
     text = "\n".join([
@@ -144,6 +159,10 @@ def main() -> None:
         "",
         "| | seconds | runs |",
         "|---|---|---|",
+        *([f"| before (`app.js` of {args.before}): first thumbnail shown | {med['before first']:.1f} | "
+           f"{', '.join(f'{t:.1f}' for t in times['before first'])} |",
+           f"| before: whole first screen finished | {med['before all']:.1f} | "
+           f"{', '.join(f'{t:.1f}' for t in times['before all'])} |"] if old_js is not None else []),
         f"| first thumbnail shown | {med['first']:.1f} | {', '.join(f'{t:.1f}' for t in times['first'])} |",
         f"| whole first screen finished | **{med['all']:.1f}** | {', '.join(f'{t:.1f}' for t in times['all'])} |",
         f"| the same thumbnails by `render()` alone (no server, no browser) | {med['engine']:.1f} | "
