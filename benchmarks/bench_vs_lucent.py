@@ -237,7 +237,8 @@ def report(args, rows: list[dict], proc: dict | None, our_steps: int) -> str:
     lines = [
         "## Render speed vs Lucent itself (cpu)",
         "",
-        f"`python -m benchmarks.bench_vs_lucent --units {args.units} --threads {args.threads}` — {machine()}; "
+        f"`python -m benchmarks.bench_vs_lucent --units {args.units} --threads {args.threads} --layers "
+        f"{args.layers}` — {machine()}; "
         f"load average {os.getloadavg()[0]:.1f} at the end (other work shares these two cores, so the absolute "
         "seconds are slow and noisy; both sides ran interleaved unit by unit under the same load).",
         "",
@@ -266,9 +267,14 @@ def report(args, rows: list[dict], proc: dict | None, our_steps: int) -> str:
                      f"{mid} | {r['ours_final_s']:.1f} | {r['ours_final_act']:.2f} | {r['ours_final_shift']:.2f} |")
     if proc:
         lines += ["", process_line(args, proc)]
+    sheet = sheet_path(args).name
     lines += ["", f"Contact sheet of every benchmarked unit, Lucent's image next to ours: "
-                  f"[docs/img/{SHEET.name}](img/{SHEET.name}).", "", NOTE]
+                  f"[docs/img/{sheet}](img/{sheet}).", "", NOTE]
     return "\n".join(lines)
+
+
+def sheet_path(args) -> Path:
+    return SHEET if args.section == "vs-lucent-cpu" else SHEET.with_name(f"{args.section}.png")
 
 
 def process_line(args, proc: dict) -> str:
@@ -332,6 +338,7 @@ def main() -> None:
     ap.add_argument("--process-only", action="store_true",
                     help="only the whole-process comparison (section vs-lucent-process-cpu)")
     ap.add_argument("--no-process", action="store_true", help="skip the whole-process comparison")
+    ap.add_argument("--section", default="vs-lucent-cpu", help="docs/benchmarks.md section (and contact sheet) name")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, 1 unit, few steps, no report")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -366,8 +373,8 @@ def main() -> None:
         print(f"{layer}: lucent {r['lucent_s']:.1f}s act {r['lucent_act']:.2f} shifted {r['lucent_shift']:.2f} | "
               f"reach {r['reach']}", flush=True)
         if not args.quick:  # partial results survive an interrupted run
-            contact_sheet(rows, SHEET)
-            write_section("vs-lucent-cpu", report(args, rows, None, our_steps))
+            contact_sheet(rows, sheet_path(args))
+            write_section(args.section, report(args, rows, None, our_steps))
     proc = None
     if not args.no_process:
         proc = whole_process(lucent_dir, args.proc_layer, args.proc_channel, args.threads, args.repeats,
@@ -375,8 +382,8 @@ def main() -> None:
     text = report(args, rows, proc, our_steps)
     print(text)
     if not args.quick:
-        contact_sheet(rows, SHEET)
-        write_section("vs-lucent-cpu", text)
+        contact_sheet(rows, sheet_path(args))
+        write_section(args.section, text)
 
 
 if __name__ == "__main__":
