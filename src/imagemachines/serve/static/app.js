@@ -36,7 +36,6 @@ const postRender = (unit, size, steps) => api("/api/renders", {
 
 // Thumbnails on a CPU server take fewer steps than the large image, so a grid fills in minutes, not hours.
 const CPU_GRID_STEPS = 64;
-const GRID_PREVIEWS = 8;
 function gridSteps() {
   const model = S.models.find((m) => m.name === S.model);
   return model && model.device === "cpu" ? Math.min(S.steps, CPU_GRID_STEPS) : S.steps;
@@ -245,7 +244,6 @@ function onVisibility(entries) {
 
 async function requestThumb(card, gen) {
   card.dataset.state = "queued";
-  card.shownStep = 0;
   try {
     const r = await postRender(Number(card.dataset.index), S.grid, gridSteps());
     if (gen !== generation) return;
@@ -282,11 +280,7 @@ function updateCard(card, s) {
   card.querySelector(".meter i").style.width = `${Math.round(s.progress * 100)}%`;
   if (s.activation !== null) card.querySelector(".act").textContent = s.activation.toFixed(2);
   const img = card.querySelector("img");
-  // A thumbnail's preview is fetched after the first step, then about GRID_PREVIEWS times per render: on a CPU
-  // server every fetch (a request and a PNG encode) takes time from the render itself (benchmarks/bench_grid.py).
-  const total = s.progress > 0 ? Math.round(s.step / s.progress) : s.steps;
-  const every = Math.max(1, Math.floor(total / GRID_PREVIEWS));
-  if (s.state === "running" && s.step > 0 && (!card.shownStep || s.step - card.shownStep >= every) && img.complete) {
+  if (s.state === "running" && s.step > 0 && s.step !== card.shownStep && img.complete) {
     card.shownStep = s.step;
     img.src = `${s.links.image}?step=${s.step}`;
   } else if (s.state === "done") {
