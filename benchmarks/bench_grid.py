@@ -159,12 +159,14 @@ def main() -> None:
         "",
         "| | seconds | runs |",
         "|---|---|---|",
-        *([f"| before (`app.js` of {args.before}): first thumbnail shown | {med['before first']:.1f} | "
+        *([f"| `app.js` of {args.before}: first thumbnail shown | {med['before first']:.1f} | "
            f"{', '.join(f'{t:.1f}' for t in times['before first'])} |",
-           f"| before: whole first screen finished | {med['before all']:.1f} | "
+           f"| `app.js` of {args.before}: whole first screen finished | {med['before all']:.1f} | "
            f"{', '.join(f'{t:.1f}' for t in times['before all'])} |"] if old_js is not None else []),
-        f"| first thumbnail shown | {med['first']:.1f} | {', '.join(f'{t:.1f}' for t in times['first'])} |",
-        f"| whole first screen finished | **{med['all']:.1f}** | {', '.join(f'{t:.1f}' for t in times['all'])} |",
+        f"| this checkout: first thumbnail shown | {med['first']:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in times['first'])} |",
+        f"| this checkout: whole first screen finished | **{med['all']:.1f}** | "
+        f"{', '.join(f'{t:.1f}' for t in times['all'])} |",
         f"| the same thumbnails by `render()` alone (no server, no browser) | {med['engine']:.1f} | "
         f"{', '.join(f'{t:.1f}' for t in times['engine'])} |",
         "",

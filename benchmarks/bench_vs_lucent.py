@@ -260,7 +260,7 @@ def report(args, rows: list[dict], proc: dict | None, our_steps: int) -> str:
         if reach:
             ok = "met" if reach["ratio"] >= TARGET[r["layer"]] else "**not met**"
             mid = (f"step {reach['step']} | {reach['s']:.1f} | {reach['act']:.2f} | {reach['shift']:.2f} | "
-                   f"**{reach['ratio']:.1f}×** | {TARGET[r['layer']]}× {ok}")
+                   f"**{reach['ratio']:.2f}×** | {TARGET[r['layer']]}× {ok}")
         else:
             mid = f"not within {args.max_steps} steps | — | — | — | — | {TARGET[r['layer']]}× **not met**"
         lines.append(f"| {r['layer']} | {r['lucent_s']:.1f} | {r['lucent_act']:.2f} | {r['lucent_shift']:.2f} | "
