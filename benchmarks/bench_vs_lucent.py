@@ -308,7 +308,7 @@ def cuda_section(model, net, threads: int) -> str:
         render(model, units[:2], steps=8)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
-        render(model, units, batch=len(units))
+        render(model, units)
         torch.cuda.synchronize()
         ours = len(units) / (time.perf_counter() - t0)
         lucent_render(net, layer, units[0].channel, steps=16)
