@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/venv.sh
+ensure_venv
 exec imagemachines serve "$@"

@@ -3,7 +3,8 @@
 # then run ruff and pytest. Extra arguments go to pytest (e.g. ./test.sh tests/vis -x).
 set -euo pipefail
 cd "$(dirname "$0")"
-source scripts/venv.sh test
+source scripts/venv.sh
+ensure_venv test
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "Installing Debian's chromium for the browser tests …"

@@ -7,6 +7,7 @@ the repository root: ``.venv/bin/python -m benchmarks.bench_download``.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import os
 import shutil
@@ -72,6 +73,8 @@ def _run(template: Path, server, keys: list[str], options: DownloadOptions) -> t
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()  # no options: --help explains and exits without measuring anything
     load = os.getloadavg()[0]
     rows = wgafake.make_rows(n_authors=60, per_author=10)
     keys = [wgafake.key_of(r) for r in rows]

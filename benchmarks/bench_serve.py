@@ -23,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.report import machine, write_section
+from benchmarks.report import machine, publish
 from imagemachines.errors import UserError
 from imagemachines.models import DEFAULT_MODEL, load_model, resolve_device
 from imagemachines.serve.app import create_app
@@ -164,8 +164,8 @@ preview image is served: median {statistics.median(previews):.2f} s (runs: {', '
 | --- | --- |
 {rows}
 """
-    write_section(f"serve-{device.type}", md)
-    print("wrote docs/benchmarks.md")
+    print(md)
+    publish(f"serve-{device.type}", md, quick=args.quick)
 
 
 if __name__ == "__main__":

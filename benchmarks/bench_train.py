@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from benchmarks.report import machine, write_section
+from benchmarks.report import machine, publish
 
 CASES = [  # arch, image size, batch, freeze through, images per class
     ("mobilenet_v2", 224, 16, "none", 16),
@@ -137,7 +137,7 @@ def main() -> None:
               "in the training process by default (0 workers); a loader process took a core from the training "
               "threads on this 2-core machine and made training slower (12.7 instead of 16 img/s for "
               "mobilenet_v2, measured side by side). With CUDA, loader processes run on otherwise idle cores."]
-    write_section("train", "\n".join(lines))
+    publish("train", "\n".join(lines), quick=args.quick)
 
 
 if __name__ == "__main__":

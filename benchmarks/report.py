@@ -23,6 +23,14 @@ def machine() -> str:
             f"torch {torch.__version__}, {date.today().isoformat()}")
 
 
+def publish(name: str, markdown: str, *, quick: bool, doc: Path = DOC) -> None:
+    """Write the section, unless this was a quick (smoke) run: its figures must not replace the published ones."""
+    if quick:
+        print(f"quick run: {doc.name} is left as it was")
+        return
+    write_section(name, markdown, doc)
+
+
 def write_section(name: str, markdown: str, doc: Path = DOC) -> None:
     """Replace (or append) the section delimited by ``<!-- bench:NAME -->`` markers."""
     text = doc.read_text() if doc.exists() else HEADER

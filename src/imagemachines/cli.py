@@ -11,6 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
+from imagemachines.cli_help import plain_help
 from imagemachines.errors import UserError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ def _register() -> None:
     app.add_typer(wga_app, name="wga", help="Web Gallery of Art: catalog, query, download, subsets.")
     register_train(app)
     register_serve(app)
+    plain_help(app)  # last: covers every command registered above
 
 
 _register()
@@ -42,7 +44,7 @@ def main() -> None:
     try:
         app()
     except UserError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 
+@functools.cache
+def user_umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux), else set back at once."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through *write(tmp_path)* to a temporary file beside *path*, flush it to disk, rename it over *path*."""
+    """Write through *write(tmp_path)* to a temporary file beside *path*, flush it to disk, rename it over *path*.
+
+    The file gets the permissions a plain ``open()`` would give it (0666 less the umask), not the temporary
+    file's private 0600: results are meant to be shared.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -18,6 +38,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~user_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -110,6 +110,14 @@ def test_status_of_many_renders_at_once(client):
     ({"model": "tyni"}, "Did you mean: tiny"),
     ({"layer": "features.9"}, "Did you mean"),
     ({"layer": "../../etc/passwd"}, "has no layer"),
+])
+def test_an_unknown_model_or_layer_in_a_valid_request_is_404(client, change, says):
+    r = client.post("/api/renders", json={**body(), **change})
+    assert r.status_code == 404, r.text
+    assert says in r.json()["detail"]
+
+
+@pytest.mark.parametrize(("change", "says"), [
     ({"unit": 16}, "use 0 to 15"),
     ({"unit": {"channel": 1, "x": 16, "y": 0}}, "x 0..15"),
     ({"unit": {"channel": 1, "x": 2}}, "both x and y"),

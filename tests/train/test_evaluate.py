@@ -115,16 +115,16 @@ def test_top_explains_unknown_classes(trained, tmp_path):
         top_images(run, data / "test", "7", out=tmp_path / "t")
 
 
-def test_predict_scores_files_and_skips_unreadable_ones(trained, tmp_path, capsys):
+def test_predict_scores_files_and_reports_unreadable_ones(trained, tmp_path):
     data, run = trained
     files = sorted((data / "test" / "portrait").glob("*.jpg"))[:2]
     bad = tmp_path / "bad.jpg"
     bad.write_text("no image")
     rows = predict_files(run, [*files, bad], device="cpu")
-    assert [r["path"] for r in rows] == [str(p) for p in files]
-    assert all(r["predicted"] == "portrait" and sum(r["scores"].values()) == pytest.approx(1) for r in rows)
-    assert "Skipped" in capsys.readouterr().err
-    with pytest.raises(UserError, match="No such image file"):
+    assert [r["path"] for r in rows] == [*map(str, files), str(bad)]
+    assert all(r["predicted"] == "portrait" and sum(r["scores"].values()) == pytest.approx(1) for r in rows[:2])
+    assert rows[2]["scores"] is None and "cannot read it as an image" in rows[2]["error"]
+    with pytest.raises(UserError, match="None of the paths"):
         predict_files(run, [tmp_path / "missing.jpg"])
 
 

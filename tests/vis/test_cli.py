@@ -32,11 +32,22 @@ def test_visualize_writes_png_json_and_contact_sheet(tmp_path):
                                  "--device", "cpu", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
-    assert pngs == sorted([f"mobilenet_v2-features-6_{c}-lucid.png" for c in range(3)]
-                          + ["mobilenet_v2-features-6-lucid-sheet.png"])
-    recipe = read_recipe(tmp_path / "mobilenet_v2-features-6_1-lucid.png")
-    sidecar = json.loads((tmp_path / "mobilenet_v2-features-6_1-lucid.json").read_text())
+    assert pngs == sorted([f"mobilenet_v2-features-6_{c}-lucid-48px-3steps-seed4.png" for c in range(3)]
+                          + ["mobilenet_v2-features-6-lucid-48px-3steps-seed4-sheet.png"])
+    recipe = read_recipe(tmp_path / "mobilenet_v2-features-6_1-lucid-48px-3steps-seed4.png")
+    sidecar = json.loads((tmp_path / "mobilenet_v2-features-6_1-lucid-48px-3steps-seed4.json").read_text())
     assert recipe == sidecar and recipe["seed"] == 4 and recipe["unit"] == "features.6:1"
+
+
+def test_a_rerun_with_other_settings_keeps_the_earlier_render(tmp_path):
+    base = ["visualize", "mobilenet_v2", "--weights", "none", "--layer", "features.2", "--channel", "1",
+            "--device", "cpu", "--out", str(tmp_path), "--size", "32"]
+    for steps in ("2", "3"):
+        result = runner.invoke(app, [*base, "--steps", steps])
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "mobilenet_v2-features-2_1-lucid-32px-2steps-seed0.png",
+        "mobilenet_v2-features-2_1-lucid-32px-3steps-seed0.png"]
 
 
 def test_visualize_class_by_name_needs_class_names(tmp_path):

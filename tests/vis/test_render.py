@@ -142,8 +142,8 @@ def test_objective_algebra():
 def test_diversity_makes_a_batch_differ():
     model = tiny_loaded_model()
     seeds = [1, 2, 3]
-    plain = render(model, Channel(PRE_RELU, 2), batch=3, size=32, steps=20, seed=seeds)
-    diverse = render(model, Channel(PRE_RELU, 2) + 50 * Diversity("features.1"), batch=3, size=32, steps=20,
+    plain = render(model, Channel(PRE_RELU, 2), images=3, size=32, steps=20, seed=seeds)
+    diverse = render(model, Channel(PRE_RELU, 2) + 50 * Diversity("features.1"), images=3, size=32, steps=20,
                      seed=seeds)
     tap = model.tap(["features.1"])
 

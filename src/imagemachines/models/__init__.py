@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from imagemachines.errors import UnknownModel
+from imagemachines.errors import UserError
 from imagemachines.models.loaded import LayerInfo, LoadedModel
 from imagemachines.models.registry import (
     DEFAULT_MODEL,
@@ -37,11 +37,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as exc:
-        raise UnknownModel(f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps.") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        from imagemachines.errors import UserError
-
-        raise UserError(f"Device {device!r} asked for, but CUDA is not available here. Use --device cpu.")
+        raise UserError(f"Unknown device {device!r}: use auto, cpu, cuda, cuda:N or mps.") from exc
+    if dev.type == "cpu":
+        return dev
+    backend = {"mps": getattr(torch.backends, "mps", None)}.get(dev.type, getattr(torch, dev.type, None))
+    if backend is None or not getattr(backend, "is_available", lambda: False)():
+        raise UserError(f"Device {device!r} asked for, but {dev.type.upper()} is not available here. "
+                        "Use --device cpu (or auto).")
+    count = getattr(backend, "device_count", None)
+    if dev.index is not None and count is not None and dev.index >= count():
+        raise UserError(f"Device {device!r} asked for, but there are only {count()} {dev.type} devices here "
+                        f"(0 to {count() - 1}). Use --device {dev.type} or cpu.")
     return dev
 
 

@@ -110,5 +110,5 @@ def load_run_dir(path: Path, device: torch.device | str = "cpu") -> LoadedModel:
     return LoadedModel.wrap(
         name, module, mean=tuple(float(v) for v in meta["mean"]), std=tuple(float(v) for v in meta["std"]),
         input_size=int(meta["input_size"]), weights_id=f"run:{sha[:16]}", class_names=classes, source="run",
-        device=device,
+        location=str(path), device=device,
     )

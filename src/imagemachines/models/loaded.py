@@ -51,6 +51,7 @@ class LoadedModel:
     weights_id: str
     class_names: list[str] | None = None
     source: str = "registry"
+    location: str | None = None  # how to name it on the command line when that is not `name` (a run's path)
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
     _calls: dict[str, int] = field(default_factory=dict, repr=False)
     _fast: tuple | None = field(default=None, repr=False)  # (device, folded module, folded conv names)
@@ -124,7 +125,7 @@ class LoadedModel:
         names = [layer.name for layer in self.layers(all=True)]
         raise UnknownLayer(
             f"Model {self.name!r} has no layer {name!r}.{did_you_mean(name, names)} "
-            f"`imagemachines layers {self.name}` lists them."
+            f"`imagemachines layers {self.location or self.name}` lists them."
         )
 
     def check_channel(self, layer: str, channel: int) -> LayerInfo:

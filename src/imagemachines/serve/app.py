@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagemachines import __version__
-from imagemachines.errors import UserError
+from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LoadedModel
 from imagemachines.serve.api import build_router
 from imagemachines.serve.cache import RenderCache
@@ -87,7 +87,8 @@ def create_app(
 
     @app.exception_handler(UserError)
     async def user_error(_request: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        missing = isinstance(exc, (UnknownModel, UnknownLayer))  # a well-formed request naming what is not here
+        return JSONResponse({"detail": str(exc)}, status_code=404 if missing else 422)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

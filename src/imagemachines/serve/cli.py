@@ -18,11 +18,15 @@ def default_cache_dir() -> Path:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """A clear error now, rather than a traceback from uvicorn later."""
+    """A clear error now, rather than a traceback from uvicorn later.
+
+    Binds as uvicorn will (``SO_REUSEADDR``), so the closing connections of a server just stopped do not count.
+    """
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

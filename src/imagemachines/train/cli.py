@@ -102,14 +102,19 @@ def top(
 
 def predict(
     run_dir: Path = RUN_DIR,
-    images: list[Path] = typer.Argument(..., help="Image files."),
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps."),
 ) -> None:
-    """Scores per class (softmax probabilities) for single image files."""
+    """Scores per class (softmax probabilities) for image files and folders.
+
+    Paths that are missing or unreadable get a row saying why; the exit status is then 1.
+    """
     from imagemachines.train.predict import predict_files
 
-    predict_files(run_dir, images, as_json=as_json, device=device)
+    rows = predict_files(run_dir, images, as_json=as_json, device=device)
+    if any(r["scores"] is None for r in rows):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -35,6 +36,22 @@ def pick_folder(data_dir: Path, split: str | None) -> Path:
                     "`imagemachines wga subset`.")
 
 
+def default_out(run_dir: Path, data_dir: Path, folder: Path) -> Path:
+    """``RUN_DIR/eval-<data folder>-<split>``, or ``eval-<data folder>`` when DATA_DIR holds the classes itself."""
+    data_dir, folder = data_dir.resolve(), folder.resolve()
+    return run_dir / f"eval-{folder.name if folder == data_dir else f'{data_dir.name}-{folder.name}'}"
+
+
+def check_not_other_data(out: Path, folder: Path) -> None:
+    """Refuse to overwrite the evaluation of another data folder (the same folder again is an update)."""
+    try:
+        earlier = json.loads((out / "metrics.json").read_text())["data"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if Path(earlier).resolve() != folder.resolve():
+        raise UserError(f"{out} holds the evaluation of {earlier}; give another folder with --out DIR to keep it.")
+
+
 def evaluate_run(run_dir: Path, data_dir: Path, *, split: str | None = None, out: Path | None = None,
                  batch_size: int = 32, device: str = "auto", workers: int | None = None) -> dict:
     """Score every image of the chosen folder and write metrics, confusion matrix and galleries; returns
@@ -53,7 +70,8 @@ def evaluate_run(run_dir: Path, data_dir: Path, *, split: str | None = None, out
     result = summary(confusion, classes, scores.probs, labels)
     result.update(run=str(Path(run_dir)), model=model.name, weights_id=model.weights_id, data=str(folder),
                   skipped=[{"path": str(p), "error": e} for p, e in scores.skipped])
-    out = Path(out) if out else Path(run_dir) / f"eval-{folder.name}"
+    out = Path(out) if out else default_out(Path(run_dir), Path(data_dir), folder)
+    check_not_other_data(out, folder)
     _write(out, result, scores, classes, Metadata.near(folder))
     _print(result, out)
     return result

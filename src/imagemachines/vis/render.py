@@ -82,7 +82,7 @@ def render(
     size: int | None = None,
     steps: int | None = None,
     seed: int | Sequence[int] = 0,
-    batch: int = 1,
+    images: int = 1,
     preview_every: int = 0,
     on_progress: Callable[[Progress], None] | None = None,
     stop: Callable[[], bool] | None = None,
@@ -91,14 +91,14 @@ def render(
     """Render one image per unit (all in one batch) with *method*; see :mod:`imagemachines.vis.recipes`.
 
     *units* are :class:`Unit` objects or their text form (``"features.14:40"``), or an :class:`Objective`
-    (then *batch* images are made, e.g. with a diversity term).
+    (then *images* images are made, e.g. with a diversity term; a list of units makes one image per unit).
     *seed* is one seed for all images or one per image; image *i* comes out the same alone or in a batch.
     *on_progress* gets a :class:`Progress` after every step (images every *preview_every* steps);
     *stop* returning True cancels (:class:`RenderCancelled`).
     """
     recipe = make_recipe(method, size, steps, **options)
     if isinstance(units, Objective):
-        unit_list: list[Unit | None] = [None] * batch
+        unit_list: list[Unit | None] = [None] * images
         objective_for: Callable[[int], Objective] = lambda _rep: units  # noqa: E731
         for layer in units.layers:
             model.layer(layer)
@@ -125,8 +125,8 @@ def render(
 
     total = recipe.steps * recipe.octaves if isinstance(recipe, ClassicRecipe) else recipe.steps
     monitor = Monitor(total, preview_every, on_progress, stop)
-    images = _run(recipe, forward, objective, objective_for, seeds, device, monitor)
-    final = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    pictures = _run(recipe, forward, objective, objective_for, seeds, device, monitor)
+    final = (pictures.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
     activations = score(forward, objective, final, device)
     base = {
         "model": model.name, "weights_id": model.weights_id, "method": method, "size": recipe.size,

@@ -145,7 +145,7 @@ def query(
 @app.command()
 def download(
     text: Annotated[str, typer.Argument(
-        metavar="[QUERY]", help=f'Artworks to download [default: the paper\'s "{PAPER_QUERY}"; "" = all].',
+        metavar="QUERY", help=f'Artworks to download [default: the paper\'s "{PAPER_QUERY}"; "" = all].',
         show_default=False)] = PAPER_QUERY,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Parallel connections.")] = 4,
     rate: Annotated[float, typer.Option("--rate", help="Requests per second, all connections together "
@@ -193,9 +193,16 @@ def download(
               f"{paths.store_dir(root, report.store)} — fetched {report.fetched:,} now "
               f"({report.bytes / 1e6:.1f} MB in {report.elapsed:.1f} s), {report.already:,} were already there"
               + (f", {report.adopted} recovered from an interrupted run" if report.adopted else "")
-              + f"; missing on the server: {c.get('missing', 0):,}; failed: {c.get('failed', 0):,}.")
+              + f"; missing on the server: {c.get('missing', 0):,}; failed: {c.get('failed', 0):,}"
+              + (f"; not tried yet: {c['pending']:,}." if c.get("pending") else "."))
     for reason, k in report.reasons.most_common(5):
         out.print(f"  [red]{k:,} failed:[/] {reason}")
+    if report.interrupted:
+        out.print("Interrupted: run the same command again to go on where this run stopped.")
+        raise typer.Exit(130)
+    if report.stopped:
+        _console(stderr=True).print(f"[bold red]Error:[/] {report.stopped}")
+        raise typer.Exit(1)
     if report.failed:
         out.print("Run the same command again to retry the failures.")
         raise typer.Exit(1)

@@ -66,6 +66,8 @@ class DownloadReport:
     partials_removed: int = 0
     counts: Counter = field(default_factory=Counter)
     reasons: Counter = field(default_factory=Counter)
+    stopped: str | None = None  # why the run stopped early (the server cannot be reached)
+    interrupted: bool = False  # Ctrl-C
 
     @property
     def failed(self) -> int:
@@ -128,6 +130,7 @@ async def _run(todo: list[Item], folder: Path, manifest: Manifest, store: str, b
     import httpx
 
     from imagemachines.wga.fetch import RateLimiter, RetryPolicy, fetch
+    from imagemachines.wga.reachability import ReachabilityWatch
     from imagemachines.wga.terms import user_agent
 
     limiter = RateLimiter(options.rate)
@@ -159,9 +162,11 @@ async def _run(todo: list[Item], folder: Path, manifest: Manifest, store: str, b
             on_done(out.state)
 
     limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
-    async with httpx.AsyncClient(headers={"User-Agent": user_agent()}, timeout=options.timeout, limits=limits,
-                                 follow_redirects=True) as client:
-        await asyncio.gather(*(worker(client) for _ in range(min(options.concurrency, len(todo)) or 1)))
+    watch = ReachabilityWatch(httpx.AsyncHTTPTransport(limits=limits))
+    async with httpx.AsyncClient(headers={"User-Agent": user_agent()}, timeout=options.timeout,
+                                 transport=watch, follow_redirects=True) as client:
+        workers = asyncio.gather(*(worker(client) for _ in range(min(options.concurrency, len(todo)) or 1)))
+        await watch.guard(workers, base)
 
 
 def download(root: Path, ids: list[str], base: str, options: DownloadOptions,
@@ -190,8 +195,14 @@ def download(root: Path, ids: list[str], base: str, options: DownloadOptions,
                 bar.update(1)
                 bar.set_postfix(failed=tally["failed"], missing=tally["missing"], refresh=False)
 
+            from imagemachines.wga.reachability import ServerUnreachable
+
             try:
                 asyncio.run(_run(todo, folder, manifest, store, base, options, report, on_done))
+            except ServerUnreachable as exc:
+                report.stopped = str(exc)
+            except KeyboardInterrupt:
+                report.interrupted = True
             finally:
                 bar.close()
         report.counts = manifest.counts(store, ids)
