@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 from torch import nn
 
 from imagemachines.models import LoadedModel
@@ -18,6 +20,20 @@ WGA_CATALOG_ZIP = SHARED / "data" / "data_xls.zip"
 SEED_RENDERS = SHARED / "reference" / "seed-renders"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+# Property-based tests (hypothesis, schemathesis): the same examples on every run unless asked otherwise, so CI
+# never turns red by luck. `HYPOTHESIS_PROFILE=long` explores at random with 20x the examples; keep what it finds
+# as an explicit @example. See docs/security.md.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=list(HealthCheck))
+settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True,
+                          suppress_health_check=list(HealthCheck))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def examples(n: int) -> int:
+    """*n* examples under the default profile, proportionally more under ``long`` (for ``max_examples=``)."""
+    return max(1, n * settings.default.max_examples // 100)
 
 
 def make_tiny_net(num_classes: int = 5, seed: int = 0) -> nn.Module:

@@ -24,6 +24,8 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from imagemachines.atlas.cli import register as register_atlas
+    from imagemachines.index.cli import register as register_index
     from imagemachines.serve.cli import register as register_serve
     from imagemachines.train.cli import register as register_train
     from imagemachines.vis.cli import register as register_vis
@@ -33,6 +35,8 @@ def _register() -> None:
     app.add_typer(wga_app, name="wga", help="Web Gallery of Art: catalog, query, download, subsets.")
     register_train(app)
     register_serve(app)
+    register_index(app)
+    register_atlas(app)
     plain_help(app)  # last: covers every command registered above
 
 

@@ -15,15 +15,20 @@ from fastapi.testclient import TestClient
 
 from imagemachines.serve.app import create_app
 from imagemachines.serve.schemas import Limits
+from imagemachines.serve.server import ServerLimits, uvicorn_options
 from imagemachines.vis import render
 from tests.conftest import tiny_loaded_model
 
 FAST = {"size": 32, "steps": 4}  # a render of the tiny model that takes a few milliseconds
+BASE_URL = "http://127.0.0.1:8000"  # a Host name the server answers (loopback)
 
 
 class EngineSpy:
     """Wraps the real ``render``: records every call's units and size, and can hold a call until released,
-    either before it starts (``hold()``) or after its first reported step (``hold(at_step=1)``)."""
+    either before it starts (``hold()``) or after its first reported step (``hold(at_step=1)``).
+
+    While held it polls the scheduler's ``stop()`` (so a cancel or a preemption ends the wait) unless
+    ``hold(heed_stop=False)``: then nothing can happen to the held call until :meth:`release`."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
@@ -32,10 +37,11 @@ class EngineSpy:
         self.entered = threading.Event()
         self.at_step: int | None = None
         self.only_size: int | None = None
+        self.heed_stop = True
 
-    def hold(self, at_step: int | None = None, only_size: int | None = None) -> None:
+    def hold(self, at_step: int | None = None, only_size: int | None = None, heed_stop: bool = True) -> None:
         """Hold the next calls (of side *only_size*, when given) until :meth:`release`."""
-        self.at_step, self.only_size = at_step, only_size
+        self.at_step, self.only_size, self.heed_stop = at_step, only_size, heed_stop
         self.entered.clear()
         self.gate.clear()
 
@@ -45,7 +51,7 @@ class EngineSpy:
     def _wait(self, stop) -> None:
         self.entered.set()
         while not self.gate.wait(0.01):
-            if stop():
+            if self.heed_stop and stop():
                 return
 
     def __call__(self, model, units, **kw):
@@ -81,7 +87,7 @@ def make_client(tmp_path: Path, spy: EngineSpy):
         kw.setdefault("render_fn", spy)
         kw.setdefault("limits", Limits(max_size=128, max_steps=64))
         models = kw.pop("models", None) or {"tiny": tiny_loaded_model()}
-        client = TestClient(create_app(models, **kw))
+        client = TestClient(create_app(models, **kw), base_url=BASE_URL)
         client.__enter__()
         clients.append(client)
         return client
@@ -109,13 +115,15 @@ def wait_for(client, render_id: str, states=("done", "failed", "cancelled"), tim
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """Run *app* with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
+def live_server(app, limits: ServerLimits = ServerLimits()) -> Iterator[str]:
+    """Run *app* with uvicorn (the CLI's connection limits) on a free 127.0.0.1 port in a thread; yields the base
+    URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2,
+                                           **uvicorn_options(limits)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

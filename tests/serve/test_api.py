@@ -186,7 +186,8 @@ def test_a_render_in_a_batch_equals_the_same_render_alone(make_client, spy, tmp_
 
 
 def test_larger_sizes_are_rendered_first(client, spy):
-    spy.hold()
+    # the held render must not look at the queue (and be preempted) before all three requests are in it
+    spy.hold(heed_stop=False)
     blocker = client.post("/api/renders", json=body(0, size=32)).json()
     assert spy.entered.wait(10)
     sizes = [48, 128, 64]

@@ -86,3 +86,24 @@ def test_a_busy_port_is_a_clear_error():
 def test_two_models_with_one_name_are_refused(started, tmp_path):
     result = runner.invoke(app, ["serve", "a", "b", "--cache-dir", str(tmp_path), "--port", free_port()])
     assert isinstance(result.exception, UserError) and "both called 'tiny'" in str(result.exception)
+
+
+def test_host_names_and_cache_size_reach_the_app(started, tmp_path):
+    args = ["serve", "--cache-dir", str(tmp_path), "--port", free_port(), "--host", "0.0.0.0",
+            "--allowed-host", "studio.local", "--cache-size", "500M"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    served = started["app"]
+    assert served.state.scheduler.cache.max_bytes == 500 * 1024**2
+    from fastapi.testclient import TestClient
+
+    client = TestClient(served, base_url="http://studio.local:8000")
+    assert client.get("/api/config").status_code == 200
+    assert client.get("/api/config", headers={"Host": "evil.example"}).status_code == 400
+    assert started["timeout_keep_alive"] == 5.0 and started["limit_concurrency"] == 256
+
+
+@pytest.mark.parametrize("size", ["lots", "10K", "-1G"])
+def test_a_bad_cache_size_is_a_clear_error(size):
+    result = runner.invoke(app, ["serve", "--port", free_port(), "--cache-size", size])
+    assert isinstance(result.exception, UserError) and "--cache-size" in str(result.exception)

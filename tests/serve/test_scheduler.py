@@ -24,12 +24,17 @@ from tests.conftest import tiny_loaded_model
 class FakeEngine:
     """A render function that takes *steps* steps of *delay* seconds each and can be held before step 1."""
 
-    def __init__(self, delay: float = 0.0, fail: Exception | None = None):
+    def __init__(self, delay: float = 0.0, fail: Exception | None = None, pause_at: int | None = None,
+                 pause_size: int | None = None):
         self.calls: list[dict] = []
         self.delay, self.fail = delay, fail
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
+        # pause_at: renders (of side pause_size, if given) wait after that step, polling stop(), until `resume`
+        self.pause_at, self.pause_size = pause_at, pause_size
+        self.paused = threading.Event()
+        self.resume = threading.Event()
 
     def __call__(self, model, units, *, method, size, steps, seed, preview_every, on_progress, stop):
         self.calls.append({"units": [str(u) for u in units], "size": size, "seeds": list(seed)})
@@ -47,6 +52,11 @@ class FakeEngine:
             if step % preview_every == 0 or step == steps:
                 images = torch.full((len(units), 3, size, size), step / steps)
             on_progress(Progress(step, steps, [float(u.channel) for u in units], images))
+            if step == self.pause_at and self.pause_size in (None, size) and not self.resume.is_set():
+                self.paused.set()
+                while not self.resume.wait(0.005):
+                    if stop():
+                        raise RenderCancelled
         return [Render(u, Image.new("RGB", (size, size), (s % 256, u.channel, 0)), float(u.channel),
                        {"unit": str(u), "seed": s, "activation": float(u.channel), "size": size})
                 for u, s in zip(units, seed, strict=True)]
@@ -152,6 +162,8 @@ def test_queue_bound_gives_retry_after_and_cancel_frees_the_slot(make):
     with pytest.raises(QueueFull) as err:
         s.submit(spec(9))
     assert err.value.retry_after >= 1
+    assert f"The render queue is full (3 requests waiting). Try again in about {err.value.retry_after} s." == str(
+        err.value)
     assert s.submit(queued[0].spec) is queued[0]  # asking again for a queued render is not a new request
     s.cancel(queued[1].id)
     assert s.snapshot(queued[1])["state"] == "cancelled"
@@ -264,3 +276,164 @@ def test_a_failure_while_storing_a_result_fails_the_job_not_the_worker(make):
     assert snap["state"] == "failed" and "JSON-able" in snap["error"]
     del s.cache.put  # the real method again
     assert wait(s, s.submit(spec(2)))["state"] == "done"
+
+
+def test_a_stream_of_larger_requests_preempts_a_small_render_at_most_twice(make):
+    """Without the cap a small render would never finish while larger requests keep coming (starvation)."""
+    engine = FakeEngine(pause_at=1, pause_size=16)
+    s = make(engine)
+    small = s.submit(spec(0, size=16, steps=10))
+    bigs = []
+    for c in (1, 2, 3):
+        assert engine.paused.wait(5)  # the small render is at step 1 of 10: early enough to be preempted
+        engine.paused.clear()
+        bigs.append(s.submit(spec(c, size=64, steps=1)))
+        if c < 3:
+            assert wait(s, bigs[-1])["state"] == "done"
+    engine.resume.set()
+    assert wait(s, small)["state"] == "done" and wait(s, bigs[-1])["state"] == "done"
+    assert [c["size"] for c in engine.calls] == [16, 64, 16, 64, 16, 64]
+    assert small.preempted == 2 and s.counts()["preempted"] == 2
+
+
+def test_a_render_past_half_its_steps_is_not_preempted(make):
+    engine = FakeEngine(pause_at=6)
+    s = make(engine)
+    small = s.submit(spec(0, size=16, steps=10))
+    assert engine.paused.wait(5)  # step 6 of 10: past the half
+    big = s.submit(spec(1, size=64, steps=1))
+    engine.resume.set()
+    assert wait(s, small)["state"] == "done" and wait(s, big)["state"] == "done"
+    assert [c["size"] for c in engine.calls] == [16, 64]
+    assert s.counts()["preempted"] == 0
+
+
+def test_a_preempted_render_keeps_its_place_in_arrival_order(make):
+    engine = FakeEngine(pause_at=1, pause_size=16)
+    s = make(engine)
+    first = s.submit(spec(0, size=16, steps=4))
+    assert engine.paused.wait(5)
+    second = s.submit(spec(1, size=16, steps=4, layer="features.3"))  # same size, arrived later
+    big = s.submit(spec(2, size=64, steps=1))
+    deadline = time.monotonic() + 10
+    while s.counts()["preempted"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    assert s.queue_position(first) < s.queue_position(second)
+    assert s.snapshot(first)["state"] == "queued" and s.snapshot(first)["step"] == 0  # it starts over
+    engine.resume.set()
+    for job in (first, second, big):
+        assert wait(s, job)["state"] == "done"
+    assert [c["units"] for c in engine.calls] == [["features.2:0"], ["features.2:2"], ["features.2:0"],
+                                                  ["features.3:1"]]
+
+
+def test_a_full_disk_fails_only_the_unit_it_hit_with_advice(make):
+    import errno
+
+    engine = FakeEngine()
+    s = make(engine, preempt=False)
+    engine.gate.clear()
+    s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    pair = [s.submit(spec(1)), s.submit(spec(2))]  # one batch of two
+    real_put = s.cache.put
+
+    def put(key, render, request):
+        if request["channel"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_put(key, render, request)
+
+    s.cache.put = put
+    engine.gate.set()
+    failed, done = (wait(s, j) for j in pair)
+    assert engine.calls[-1]["units"] == ["features.2:1", "features.2:2"]
+    assert failed["state"] == "failed" and "free disk space" in failed["error"] and "--cache-dir" in failed["error"]
+    assert done["state"] == "done" and s.cache.png(pair[1].id) is not None
+
+
+def test_only_finished_jobs_are_forgotten_oldest_first(make):
+    """The small, fast twin of the memory test (which the mutation run leaves out for its 30 s)."""
+    engine = FakeEngine()
+    s = make(engine, limits=Limits(max_jobs=3), preempt=False)
+    done = [wait(s, s.submit(spec(c, size=16, steps=1))) and s._jobs[s.key(spec(c, size=16, steps=1))]
+            for c in range(3)]
+    engine.gate.clear()
+    running = s.submit(spec(5, size=16, steps=1))
+    assert engine.started.wait(5)
+    queued = s.submit(spec(6, size=16, steps=1, layer="features.3"))
+    assert list(s._jobs) == [done[2].id, running.id, queued.id]  # the two oldest finished ones went first
+    more = s.submit(spec(7, size=16, steps=1, layer="features.1"))
+    assert list(s._jobs) == [running.id, queued.id, more.id]
+    extra = s.submit(spec(8, size=16, steps=1, layer="features.0"))
+    assert s.counts()["known"] == 4 and extra.id in s._jobs  # nothing finished left to forget: over the bound
+    engine.gate.set()
+    for job in (running, queued, more, extra):
+        assert wait(s, job)["state"] == "done"
+    assert s.get(done[0].id).state == "done"  # forgotten in memory, back from the disk cache
+    assert list(s._jobs) == [more.id, extra.id, done[0].id]  # remembering it made room again
+
+
+@pytest.mark.parametrize(("queued", "max_batch", "batch_seconds", "expected"), [
+    (0, 4, 2.0, 2), (3, 4, 2.0, 2), (4, 4, 2.0, 4), (8, 4, 2.0, 6), (1, 1, 2.0, 4), (0, 4, 0.1, 1),
+    (1000, 1, 2.0, 300),
+])
+def test_retry_after_is_the_batches_ahead_times_a_batch_clamped(make, queued, max_batch, batch_seconds, expected):
+    s = make(FakeEngine(), limits=Limits(max_batch=max_batch))
+    s._queued = {str(i): None for i in range(queued)}
+    s._batch_seconds = batch_seconds
+    try:
+        assert s._retry_after() == expected
+    finally:
+        s._queued = {}
+
+
+def test_counts_cancel_and_unknown_ids(make):
+    engine = FakeEngine()
+    s = make(engine, preempt=False)
+    engine.gate.clear()
+    running = s.submit(spec(0, size=16))
+    assert engine.started.wait(5)
+    queued = [s.submit(spec(c, layer="features.3")) for c in (1, 2)]
+    assert s.counts() == {"queued": 2, "running": 1, "known": 3, "batches": 0, "units": 0, "failed": 0,
+                          "cancelled": 0, "cache_hits": 0, "preempted": 0}
+    assert s.cancel("no-such-job") is None and s.get("no-such-job") is None
+    s.cancel(queued[0].id)
+    s.cancel(queued[1].id)
+    assert s.counts()["cancelled"] == 2 and s.counts()["queued"] == 0
+    engine.gate.set()
+    assert wait(s, running)["state"] == "done"
+    assert s.cancel(running.id).state == "done"  # finished work cannot be cancelled
+    assert s.counts() == {"queued": 0, "running": 0, "known": 3, "batches": 1, "units": 1, "failed": 0,
+                          "cancelled": 2, "cache_hits": 0, "preempted": 0}
+
+
+def test_a_render_found_only_on_disk_comes_back_with_its_spec_and_activation(make, tmp_path):
+    engine = FakeEngine()
+    s = make(engine)
+    job = s.submit(spec(3, seed=7))
+    assert wait(s, job)["state"] == "done"
+    fresh = make(FakeEngine())
+    again = fresh.get(job.id)
+    assert again.spec == spec(3, seed=7) and again.state == "done"
+    assert again.activation == 3.0 and again.recipe["activation"] == 3.0
+    assert fresh.get(job.id) is again  # remembered now
+    other_weights = Scheduler({"tiny": tiny_loaded_model(seed=1)}, s.cache, render_fn=FakeEngine())
+    assert other_weights.get(job.id) is None  # rendered with other weights: not this server's render
+    assert s._done_job("k", spec(1), {"activation": "n/a"}).activation is None
+
+
+def test_a_preview_is_encoded_once_per_step(make):
+    import io
+
+    import numpy as np
+
+    s = make(FakeEngine())
+    job = s.submit(spec(1))
+    wait(s, job)
+    job.preview, job.preview_step = np.zeros((4, 4, 3), np.uint8), 1
+    first = s.preview_png(job)
+    assert s.preview_png(job) is first and first[0] == 1
+    job.preview, job.preview_step = np.full((4, 4, 3), 200, np.uint8), 2
+    step, data = s.preview_png(job)
+    assert step == 2 and np.asarray(Image.open(io.BytesIO(data))).min() == 200

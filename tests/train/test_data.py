@@ -111,6 +111,20 @@ def test_balancing_for_unequal_classes():
     assert 0.3 < minority < 0.7  # about half, not a quarter
 
 
-def test_make_dataset_writes_the_layout(tmp_path):
-    root = make_dataset(tmp_path / "d", {"train": 2, "val": 1}, size=16)
-    assert len(list((root / "train").rglob("*.jpg"))) == 6 and len(list((root / "val").rglob("*.jpg"))) == 3
+def test_scan_finds_images_in_sub_folders_and_skips_hidden_and_other_files(tmp_path):
+    root = make_dataset(tmp_path / "d", {"train": 2}, size=16)
+    split = root / "train"
+    (split / "portrait" / "more").mkdir()
+    Image.new("RGB", (8, 8)).save(split / "portrait" / "more" / "Nested.PNG")
+    (split / "portrait" / "notes.txt").write_text("not an image")
+    (split / "portrait" / ".hidden.jpg").write_bytes(b"")
+    (split / "portrait" / ".thumbs").mkdir()
+    Image.new("RGB", (8, 8)).save(split / "portrait" / ".thumbs" / "small.jpg")
+    (split / ".cache").mkdir()
+    classes, samples = scan_split(split)
+    assert classes == list(CLASSES)
+    portraits = [s.path.relative_to(split / "portrait").as_posix() for s in samples if s.label == 1]
+    assert portraits == ["more/Nested.PNG", "portrait-train-000.jpg", "portrait-train-001.jpg"]
+    assert len(samples) == 7
+    with pytest.raises(UserError, match="not a folder of class folders"):
+        scan_split(root / "val")

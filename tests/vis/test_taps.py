@@ -115,3 +115,76 @@ def test_the_fast_tap_leaves_the_global_random_stream_alone():
     torch.manual_seed(123)
     model.tap(["features.1"], fast=True)
     assert torch.equal(torch.rand(3), expected)
+
+
+def _conv_bn_net(track_running_stats: bool = True):
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=track_running_stats),
+                        nn.ReLU(), nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4)))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-1, 1)
+                if m.track_running_stats:
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2)
+    return net.eval()
+
+
+def test_fold_batchnorm_folds_each_conv_bn_pair_and_keeps_the_function():
+    from imagemachines.models.fuse import fold_batchnorm
+
+    net = _conv_bn_net()
+    folded, names = fold_batchnorm(net, 8)
+    assert names == {"0", "3.0"} and folded is not net
+    assert [type(m).__name__ for m in folded.modules() if not isinstance(m, torch.nn.Sequential)] == [
+        "Conv2d", "Identity", "ReLU", "Conv2d", "Identity"]
+    x = torch.rand(2, 3, 8, 8)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
+    assert isinstance(net[1], torch.nn.BatchNorm2d)  # the original is untouched
+    assert not folded.training and not any(p.requires_grad for p in folded.parameters())  # frozen, like a render's
+
+
+def test_batchnorm_without_running_statistics_is_not_folded():
+    """Such a BatchNorm normalises with each batch's own statistics: no fixed affine map to fold."""
+    from imagemachines.models.fuse import fold_batchnorm
+
+    net = _conv_bn_net(track_running_stats=False)
+    folded, names = fold_batchnorm(net, 8)
+    assert names == {"3.0"}
+    assert isinstance(folded[1], torch.nn.BatchNorm2d) and isinstance(folded[3][1], torch.nn.Identity)
+
+
+def test_a_fold_that_fails_its_check_is_discarded(monkeypatch):
+    from imagemachines.models import fuse
+
+    def wrong_fuse(conv, bn):
+        fused = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
+        with torch.no_grad():
+            fused.bias.add_(0.01)  # off by more than the check's tolerance
+        return fused
+
+    monkeypatch.setattr(fuse, "fuse_conv_bn_eval", wrong_fuse)
+    net = _conv_bn_net()
+    assert fuse.fold_batchnorm(net, 8) == (net, set())
+
+
+def test_nothing_to_fold_returns_the_model_itself():
+    from torch import nn
+
+    from imagemachines.models.fuse import fold_batchnorm
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1), nn.BatchNorm2d(3))
+    assert fold_batchnorm(net.eval(), 8) == (net, set())  # BN after a ReLU, or of another width, stays
+
+
+def test_a_tap_without_call_counts_takes_each_module_once():
+    from imagemachines.models.taps import LayerTap
+
+    model = tiny_loaded_model()
+    x = torch.rand(1, 3, 32, 32)
+    out = LayerTap(model.module, ["features.1"])(x)
+    torch.testing.assert_close(out["features.1"], _full_forward_capture(model, "features.1", x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from clirun import run_cli
@@ -132,3 +133,106 @@ def test_images_decode_check_rejects_truncation(jpegs):
     assert decode_check(data) == Image.open(io.BytesIO(data)).size
     with pytest.raises(NotAnImage):
         decode_check(data[: len(data) - 40])
+
+
+def test_images_reach_their_final_name_only_whole_and_flushed(tmp_path, monkeypatch):
+    import os
+
+    from imagemachines.wga import images
+
+    final = tmp_path / "a" / "b.jpg"
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", final.exists()))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", final.exists(), Path(src).read_bytes() == b"whole"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    images.write_atomic(final, b"whole")
+    assert events == [("fsync", False), ("replace", False, True)] and final.read_bytes() == b"whole"
+    assert [p.name for p in final.parent.iterdir()] == ["b.jpg"]
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError):
+        images.write_atomic(final.with_name("c.jpg"), b"lost")
+    assert [p.name for p in final.parent.iterdir()] == ["b.jpg"]  # neither c.jpg nor its temporary file
+
+
+def test_a_leftover_file_is_adopted_only_if_it_decodes(server, data_dir, keys):
+    some = keys[:3]
+    download(data_dir, some, server.url, DownloadOptions(**FAST), progress=False)
+    folder = store_dir(data_dir, "art")
+    whole = (folder / f"{some[0]}.jpg").read_bytes()
+    (folder / f"{some[0]}.jpg").write_bytes(whole[: len(whole) // 2])  # renamed into place cut short
+    with Manifest(manifest_db(data_dir)) as m:
+        m.set_state("art", some[0], "pending")
+        m.set_state("art", some[1], "pending")  # renamed whole, then killed before recording it
+    report = download(data_dir, some, server.url, DownloadOptions(**FAST), progress=False)
+    assert (report.adopted, report.fetched) == (1, 1)
+    assert server.served[some[0]] == 2 and server.served[some[1]] == 1
+    assert (folder / f"{some[0]}.jpg").read_bytes() == whole
+
+
+def test_retry_after_in_both_forms():
+    import email.utils
+    import time
+
+    from imagemachines.wga.fetch import retry_after_seconds
+
+    assert retry_after_seconds("7") == 7.0 and retry_after_seconds(" 0 ") == 0.0
+    soon = email.utils.formatdate(time.time() + 120, usegmt=True)
+    assert 100 < retry_after_seconds(soon) <= 120
+    assert retry_after_seconds(email.utils.formatdate(time.time() - 120, usegmt=True)) == 0.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("") is None
+    assert retry_after_seconds("soon, please") is None
+
+
+def test_a_long_retry_after_is_capped(server, data_dir, keys):
+    server.inject(keys[0], "429:3600")
+    report = download(data_dir, keys[:1], server.url, DownloadOptions(**FAST, max_retry_after=0.2),
+                      progress=False)
+    assert report.counts == {"ok": 1}
+    first, second = server.times[keys[0]]
+    assert 0.15 <= second - first < 60  # waited the capped 0.2 s, not the hour the server asked for
+
+
+def test_concurrency_bounds_the_open_requests(server, data_dir, keys):
+    server.latency = 0.5  # every answer takes a while, so requests overlap as far as the client lets them
+    report = download(data_dir, keys[:9], server.url, DownloadOptions(**{**FAST, "concurrency": 3}),
+                      progress=False)
+    assert report.counts == {"ok": 9}
+    assert server.max_active == 3
+
+
+def test_backoff_doubles_with_jitter_between_half_and_all_and_is_capped():
+    import random
+
+    from imagemachines.wga.fetch import RetryPolicy
+
+    policy, rng = RetryPolicy(backoff=1.0, max_backoff=10.0), random.Random(0)
+    for attempt, full in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)]:
+        delays = [policy.delay(attempt, rng) for _ in range(200)]
+        assert full / 2 <= min(delays) < full / 2 + full / 8 and full - full / 8 < max(delays) <= full, attempt
+
+
+def test_pausing_the_rate_limiter_holds_it_for_that_long():
+    import time
+
+    from imagemachines.wga.fetch import RateLimiter
+
+    assert RateLimiter(4).interval == 0.25 and RateLimiter(0).interval == 0  # starts per second; 0 = unlimited
+    limiter = RateLimiter(0)
+    before = time.monotonic()
+    limiter.pause(30)
+    assert before + 30 <= limiter._paused_until <= time.monotonic() + 30
+    limiter.pause(1)  # a shorter pause does not cut a longer one short
+    assert limiter._paused_until >= before + 30

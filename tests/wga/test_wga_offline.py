@@ -89,15 +89,15 @@ def test_consecutive_refusals_raise_the_alarm_and_guard_stops_the_work():
 
 def test_ctrl_c_ends_with_the_summary(capsys, monkeypatch, server, data_dir, keys):
     calls = []
-    real_write = images.write_atomic
+    real_commit = images.commit
 
-    def write_then_interrupt(path, data):
+    def commit_then_interrupt(part, path):
         calls.append(path)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        real_write(path, data)
+        real_commit(part, path)
 
-    monkeypatch.setattr(images, "write_atomic", write_then_interrupt)
+    monkeypatch.setattr(images, "commit", commit_then_interrupt)
     code, out, err = run_cli(capsys, monkeypatch, "wga", "download", "", "--base-url", server.url,
                              "--data-dir", str(data_dir), "--rate", "0", "--concurrency", "1")
     assert code == 130

@@ -5,7 +5,9 @@ any registered path. Faults for an image are queued per id and used up one reque
 
 ``500`` / ``503`` | ``429:N`` (Retry-After N s) | ``reset`` (TCP reset) | ``truncate`` (body cut short) |
 ``html`` (an HTML page with status 200) | ``corrupt`` (JPEG bytes cut, correct length) | ``404`` |
-``sleep:S`` (answer after S s) | ``plain`` (the real image labelled text/plain, which is fine).
+``sleep:S`` (answer after S s) | ``plain`` (the real image labelled text/plain, which is fine) |
+``huge:N`` (the image followed by N zero bytes) | ``gzipbomb:N`` (the image and N zeros, gzip-encoded) |
+``redirect:URL`` (302 to URL).
 """
 
 from __future__ import annotations
@@ -130,6 +132,15 @@ class WgaServer:
         elif fault == "truncate":
             self._send(h, 200, data[: len(data) // 2], "image/jpeg", length=len(data))
             h.close_connection = True
+        elif fault and fault.startswith("huge:"):
+            self._send(h, 200, data + b"\x00" * int(fault.split(":")[1]), "image/jpeg")
+        elif fault and fault.startswith("gzipbomb:"):
+            import gzip
+
+            packed = gzip.compress(data + b"\x00" * int(fault.split(":")[1]), compresslevel=9)
+            self._send(h, 200, packed, "image/jpeg", {"Content-Encoding": "gzip"})
+        elif fault and fault.startswith("redirect:"):
+            self._send(h, 302, b"", "text/html", {"Location": fault.split(":", 1)[1]})
         elif fault == "html":
             self._send(h, 200, b"<html><body>Temporarily unavailable</body></html>", "text/html")
         elif fault == "corrupt":

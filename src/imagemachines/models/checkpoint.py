@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from imagemachines.errors import BadCheckpoint
 from imagemachines.models.loaded import LoadedModel
@@ -18,6 +20,36 @@ from imagemachines.models.loaded import LoadedModel
 RUN_FILE = "run.json"
 FORMAT = "imagemachines-run"
 REQUIRED = ("arch", "class_names", "head", "input_size", "mean", "std")
+MAX_CLASSES = 100_000  # checked before a head of that many outputs is allocated
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class WeightsRecord(BaseModel):
+    """``run.json``'s ``weights``: the file (inside the run directory) and its checksum."""
+
+    model_config = ConfigDict(extra="allow")
+    file: str = Field(min_length=1, max_length=1000)
+    sha256: str | None = Field(None, max_length=128)
+
+
+class RunDescription(BaseModel):
+    """What ``run.json`` must hold for a model to be built from it (other keys are kept, unchecked)."""
+
+    model_config = ConfigDict(extra="allow")
+    format: Literal["imagemachines-run"]
+    arch: str = Field(min_length=1, max_length=100)
+    class_names: list[Annotated[str, Field(max_length=1000)]] = Field(min_length=1, max_length=MAX_CLASSES)
+    head: str = Field(min_length=1, max_length=100)
+    input_size: int = Field(ge=8, le=8192)
+    mean: tuple[Finite, ...] = Field(min_length=3, max_length=3)
+    std: tuple[Annotated[float, Field(gt=0, allow_inf_nan=False)], ...] = Field(min_length=3, max_length=3)
+    weights: WeightsRecord | None = None
+    epoch: int | None = Field(None, ge=0, le=1_000_000)
+    name: str | None = Field(None, max_length=200)
+    aux_logits: bool = False
+    config: dict | None = None
+    resume: dict | None = None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -42,7 +74,16 @@ def read_run_json(run_dir: Path) -> dict:
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise BadCheckpoint(f"{path} lacks {', '.join(missing)}. The run directory is damaged; retrain it.")
-    return meta
+    try:
+        checked = RunDescription.model_validate(meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "run.json"
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise BadCheckpoint(f"{path}: {field}: {err['msg']}{more}. The run description is damaged; restore it "
+                            "from a copy or retrain the run.") from None
+    declared = checked.model_fields_set & set(RunDescription.model_fields)
+    return {**meta, **checked.model_dump(include=declared)}  # the declared fields as checked: "224" -> 224
 
 
 def inside(run_dir: Path, relative: str) -> Path:

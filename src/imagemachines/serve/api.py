@@ -6,13 +6,14 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 
 from imagemachines.errors import UnknownModel
 from imagemachines.models import LOGITS
 from imagemachines.serve.cache import is_key
+from imagemachines.serve.guard import refuse_cross_site
 from imagemachines.serve.images import download_name, placeholder_png
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Job, QueueFull, Scheduler
@@ -45,8 +46,23 @@ def octave_size(final: int, octave: int) -> int:
     return round(final / OCTAVE_SCALE ** (OCTAVES - octave))
 
 
+class CountedStream(StreamingResponse):
+    """A streaming response that gives its slot back however it ends (finished, client gone, error)."""
+
+    def __init__(self, content, release, **kw):
+        super().__init__(content, **kw)
+        self._release = release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
 def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
     router = APIRouter()
+    streams = {"open": 0}  # event streams being served (all on the event loop: no lock needed)
 
     def find(job_id: str) -> Job:
         job = scheduler.get(job_id) if is_key(job_id) else None
@@ -109,8 +125,8 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
 
     @router.get("/api/status", tags=["models"])
     def server_status() -> dict[str, int]:
-        """Queue length, running renders and counters since start."""
-        return scheduler.counts()
+        """Queue length, running renders, counters since start, open event streams and the disk cache's size."""
+        return {**scheduler.counts(), "streams": streams["open"], **scheduler.cache.usage()}
 
     # -- renders ------------------------------------------------------------------------------------------
     @router.post("/api/renders", status_code=202, response_model=RenderCreated, tags=["renders"],
@@ -179,10 +195,20 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
 
     @router.get("/api/renders/{render_id}/events", tags=["renders"],
                 responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"},
-                           **ERRORS})
+                           **ERRORS, 503: {"model": Problem, "description": "Too many streams; see Retry-After."}})
     async def render_events(render_id: str, request: Request):
-        """Server-sent events: `progress` while queued or running, then one `done`, `failed` or `cancelled`."""
+        """Server-sent events: `progress` while queued or running, then one `done`, `failed` or `cancelled`.
+
+        At most the server's `max_streams` are open at once; beyond that the answer is 503 with Retry-After
+        (poll `GET /api/renders/{id}` instead)."""
         job = find(render_id)
+        if streams["open"] >= catalog.limits.max_streams:
+            raise HTTPException(503, f"Too many event streams are open ({streams['open']}). Try again later, or "
+                                     "poll GET /api/renders/{id}.", headers={"Retry-After": "5"})
+        streams["open"] += 1
+
+        def release() -> None:
+            streams["open"] -= 1
 
         async def stream():
             last, beat = None, time.monotonic()
@@ -202,12 +228,13 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
                     return
                 await asyncio.sleep(0.1)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return CountedStream(stream(), release, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     # -- the seed's route ---------------------------------------------------------------------------------
     @router.get("/activations/{layer}/{neuron}/{octave}", status_code=202, response_model=SeedActivation,
-                responses={**ERRORS, 429: {"model": Problem}}, tags=["seed"])
+                responses={**ERRORS, 403: {"model": Problem}, 429: {"model": Problem}}, tags=["seed"],
+                dependencies=[Depends(refuse_cross_site)])  # a GET that queues work: not for other sites' pages
     def seed_activation(
         layer: str,
         neuron: Annotated[int, PathParam(ge=0, le=1_000_000, description="Channel of the layer.")],

@@ -7,18 +7,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from imagemachines import __version__
 from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LoadedModel
 from imagemachines.serve.api import build_router
 from imagemachines.serve.cache import RenderCache
+from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
@@ -26,13 +27,28 @@ from imagemachines.serve.schemas import Limits
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _readable(errors: Sequence[dict]) -> str:
+MAX_ERRORS = 5  # validation problems listed in a 422; the rest are counted
+
+
+def _short(text: object, limit: int = 60) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def compact_errors(errors: Sequence[dict]) -> list[dict]:
+    """The first few pydantic errors as location, message and type only: never the input (which may be huge,
+    or NaN, which JSON cannot encode), never the context."""
+    return [{"loc": [_short(p) for p in err.get("loc", ())][:8], "msg": _short(err.get("msg", "invalid"), 200),
+             "type": _short(err.get("type", ""))} for err in errors[:MAX_ERRORS]]
+
+
+def _readable(errors: Sequence[dict], total: int) -> str:
     """Pydantic errors as one sentence per problem: 'size: Input should be less than or equal to 1024.'"""
     parts = []
-    for err in errors[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
-        parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    for err in errors:
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("body", "query", "path"))
+        parts.append(f"{loc or 'request'}: {err['msg']}")
+    more = f" (and {total - len(errors)} more)" if total > len(errors) else ""
     return "; ".join(parts) + more + ". See /docs for the expected format."
 
 
@@ -41,13 +57,15 @@ def create_app(
     *,
     cache_dir: Path,
     allow_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = LOOPBACK_HOSTS,
     limits: Limits = Limits(),
     render_fn: Callable | None = None,
     batch_window: float = 0.02,
 ) -> FastAPI:
     """The web service for *models* (name -> loaded model; the first is the default).
 
-    *render_fn* defaults to :func:`imagemachines.vis.render`; tests wrap it to count engine calls.
+    *allowed_hosts* are the Host names answered (``"*"``: any); *render_fn* defaults to
+    :func:`imagemachines.vis.render`; tests wrap it to count engine calls.
     """
     from imagemachines.vis import METHODS, method_defaults
 
@@ -57,8 +75,8 @@ def create_app(
         model.layers()  # the layer table's dry run, now, before the worker thread uses the model
     catalog = Catalog(models=dict(models), methods={m: method_defaults(m) for m in METHODS}, limits=limits,
                       default_model=next(iter(models)))
-    scheduler = Scheduler(catalog.models, RenderCache(cache_dir), limits=limits, render_fn=render_fn,
-                          batch_window=batch_window)
+    cache = RenderCache(cache_dir, max_bytes=limits.max_cache_bytes)
+    scheduler = Scheduler(catalog.models, cache, limits=limits, render_fn=render_fn, batch_window=batch_window)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -68,6 +86,7 @@ def create_app(
 
     app = FastAPI(
         title="imagemachines", version=__version__, lifespan=lifespan,
+        max_body_size=limits.max_body,  # every route; an upload route raises it with its own max_body_size=
         description="Feature visualization of image-recognition networks as a local web service. "
                     "The web interface is at `/`.",
     )
@@ -81,6 +100,10 @@ def create_app(
         detail = exc.detail
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no page {request.url.path!r}. The API is described at /docs; the interface is at /."
+        elif exc.status_code == 413:
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            detail = (f"The request body is larger than this route accepts ({limit:,} bytes). Send less; see /docs "
+                      "for the expected format." if isinstance(limit, int) else "The request body is too large.")
         elif exc.status_code == 405 and detail == "Method Not Allowed":
             detail = f"{request.method} is not allowed on {request.url.path!r}; see /docs for what is."
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
@@ -92,8 +115,9 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = jsonable_encoder(exc.errors(), custom_encoder={Exception: str, bytes: repr})
-        return JSONResponse({"detail": _readable(errors), "errors": errors}, status_code=422)
+        every = exc.errors()
+        errors = compact_errors(every)
+        return JSONResponse({"detail": _readable(errors, len(every)), "errors": errors}, status_code=422)
 
     app.include_router(build_router(catalog, scheduler))
 
@@ -102,4 +126,5 @@ def create_app(
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(RequestGuard, allowed_hosts=tuple(allowed_hosts), allow_origins=tuple(allow_origins))
     return app

@@ -17,6 +17,19 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("imagemachines")) / "renders"
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """``500M`` -> 524288000; a clear error for anything else."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, flags=re.IGNORECASE)
+    if not match or float(match[1]) * _UNITS[match[2].upper()] < 1024**2:
+        raise UserError(f"{option} {text!r}: give a size of at least 1M, such as 500M or 2G.")
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
 def check_port_free(host: str, port: int) -> None:
     """A clear error now, rather than a traceback from uvicorn later.
 
@@ -47,6 +60,10 @@ def serve(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     cache_dir: Path = typer.Option(None, help="Where finished renders are kept (default: the user cache)."),
     allow_origin: list[str] = typer.Option(None, help="Allow browser pages from this origin (CORS); repeatable."),
+    allowed_host: list[str] = typer.Option(None, help="Also answer requests for this host name (loopback names "
+                                                      "and --host always work); repeatable; '*' for any."),
+    cache_size: str = typer.Option("2G", help="Most disk space for cached renders (e.g. 500M, 2G); the least "
+                                              "recently used go first."),
     max_size: int = typer.Option(1024, min=16, max=2048, help="Largest image side a request may ask for."),
     max_steps: int = typer.Option(4096, min=1, max=10_000, help="Most optimization steps a request may ask for."),
     max_batch: int = typer.Option(16, min=1, max=256, help="Most units rendered together in one engine call."),
@@ -57,12 +74,15 @@ def serve(
 
     console = Console(stderr=True)
     check_port_free(host, port)
+    cache_bytes = parse_bytes(cache_size, "--cache-size")
 
     import uvicorn
 
     from imagemachines.models import DEFAULT_MODEL, load_model, resolve_device
     from imagemachines.serve.app import create_app
+    from imagemachines.serve.guard import allowed_host_names
     from imagemachines.serve.schemas import Limits
+    from imagemachines.serve.server import uvicorn_options
 
     dev = resolve_device(device)
     loaded = {}
@@ -74,15 +94,20 @@ def serve(
         loaded[model.name] = model
         console.print(f"[green]✓[/] {model.name} ({model.weights_id}) on {dev}")
     cache = (cache_dir or default_cache_dir()).expanduser()
-    limits = Limits(max_size=max_size, max_steps=max_steps, max_batch=max_batch, max_queue=max_queue)
-    app = create_app(loaded, cache_dir=cache, allow_origins=tuple(allow_origin or ()), limits=limits)
+    limits = Limits(max_size=max_size, max_steps=max_steps, max_batch=max_batch, max_queue=max_queue,
+                    max_cache_bytes=cache_bytes)
+    app = create_app(loaded, cache_dir=cache, allow_origins=tuple(allow_origin or ()), limits=limits,
+                     allowed_hosts=allowed_host_names(host, allowed_host or ()))
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can use "
                       "the server (there is no login).")
+        if host in ("0.0.0.0", "::") and not allowed_host:
+            console.print("[yellow]note:[/] requests are answered only for loopback names; add "
+                          "--allowed-host NAME for each name or address other machines use to reach this one.")
     shown = f"[{host}]" if ":" in host else host
     console.print(f"Renders are cached in {cache}\nOpen [bold]http://{shown}:{port}/[/] (API docs at /docs). "
                   "Ctrl+C stops.")
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3, **uvicorn_options())
 
 
 def register(app: typer.Typer) -> None:

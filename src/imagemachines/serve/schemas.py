@@ -25,6 +25,9 @@ class Limits:
     max_batch_pixels: int = 16 * 256 * 256  # units x size^2 per engine call (bounds device memory)
     max_queue: int = 128  # requests waiting (not running); more get 429 + Retry-After
     max_jobs: int = 4096  # finished render records kept in memory (the PNGs live on disk)
+    max_streams: int = 32  # open server-sent event streams; more get 503 + Retry-After
+    max_body: int = 64 * 1024  # request body bytes, for routes that declare no limit of their own
+    max_cache_bytes: int = 2 * 1024**3  # the render cache on disk; least recently used renders go first
 
     def batch_for(self, size: int) -> int:
         """How many units of side *size* one engine call may render."""

@@ -7,7 +7,6 @@ WGA metadata of ``subset.csv`` (author, title, date…) is shown when the data f
 from __future__ import annotations
 
 import csv
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,25 +17,12 @@ THUMB = 200
 META_SKIP = {"path", "split", "class", "file", "filename", "sha256"}
 META_FIRST = ("AUTHOR", "TITLE", "DATE", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE", "FORM")
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222;background:#fafafa}
-h1{font-size:1.4rem} p.note{color:#555}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:1rem}
-figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;padding:.5rem}
-figure img{width:100%;height:auto;display:block;border-radius:3px}
-figcaption{font-size:.8rem;line-height:1.35;margin-top:.4rem;word-wrap:break-word}
-.bad{color:#b00020;font-weight:600} .good{color:#1b5e20;font-weight:600} .meta{color:#555}
-table.scores{font-size:.75rem;border-collapse:collapse;margin-top:.3rem}
-table.scores td{padding:0 .4rem 0 0}
-"""
-
-
 @dataclass
 class Card:
-    """One image on a page: its file, the caption lines (HTML-escaped here) and optional class scores."""
+    """One image on a page: its file, the caption lines (escaped by the template) and optional class scores."""
 
     image: Path
-    lines: list[tuple[str, str]]  # (css class, text)
+    lines: list[tuple[str, str]]  # (css class, text); escaped by the template
     scores: dict[str, float] = field(default_factory=dict)
 
 
@@ -54,26 +40,17 @@ def thumbnail(src: Path, dest: Path, size: int = THUMB) -> bool:
 
 
 def write_page(path: Path, title: str, cards: Sequence[Card], note: str = "") -> Path:
-    """*cards* as a grid of thumbnails (copied into ``thumbs/`` beside *path*)."""
+    """*cards* as a grid of thumbnails (copied into ``thumbs/`` beside *path*), from ``gallery.html``."""
+    from imagemachines.report import write_html
+
     thumbs = path.parent / "thumbs"
-    figures = []
+    items = []
     for i, card in enumerate(cards):
-        rel = f"thumbs/{i:05d}.jpg"
-        img = (f'<img src="{rel}" alt="{html.escape(card.image.name)}" loading="lazy">'
-               if thumbnail(card.image, thumbs / f"{i:05d}.jpg") else "<p class='bad'>(unreadable)</p>")
-        caption = "<br>".join(f'<span class="{c}">{html.escape(t)}</span>' for c, t in card.lines)
-        if card.scores:
-            rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in
-                           sorted(card.scores.items(), key=lambda kv: -kv[1]))
-            caption += f'<table class="scores">{rows}</table>'
-        figures.append(f"<figure>{img}<figcaption>{caption}</figcaption></figure>")
-    body = "\n".join(figures) or "<p>Nothing to show.</p>"
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p class='note'>{html.escape(note)}</p><div class='grid'>\n{body}\n</div></body></html>\n")
+        ok = thumbnail(card.image, thumbs / f"{i:05d}.jpg")
+        items.append({"src": f"thumbs/{i:05d}.jpg" if ok else None, "alt": card.image.name, "lines": card.lines,
+                      "scores": sorted(card.scores.items(), key=lambda kv: -kv[1])})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    return path
+    return write_html(path, "gallery.html", title=title, note=note, cards=items)
 
 
 class Metadata:

@@ -51,4 +51,6 @@ def contact_sheet(renders: Sequence, path: Path, thumb: int = 160, columns: int 
         draw.text((x + 4, y + thumb + 14), f"act {r.activation:.2f}", fill=(160, 160, 160))
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"))
-    return path
+    from imagemachines.vis.display import ImagePath
+
+    return ImagePath(path)  # a Path that shows itself in Jupyter

@@ -39,6 +39,12 @@ class Render:
     activation: float
     recipe: dict
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows a render as its picture."""
+        from imagemachines.vis.display import png_bytes
+
+        return png_bytes(self.image)
+
 
 def check_unit(model: LoadedModel, unit: Unit, size: int | None = None) -> None:
     """Raise a clear error when *unit* does not exist in *model* (neurons: at render size *size*)."""
@@ -143,7 +149,9 @@ def render(
                 recipe_i["class_name"] = model.class_names[unit.channel]
         pixels = final[i].permute(1, 2, 0).cpu().numpy()
         renders.append(Render(unit, Image.fromarray(pixels, "RGB"), activations[i], recipe_i))
-    return renders
+    from imagemachines.vis.display import Renders
+
+    return Renders(renders)  # a list that shows itself in Jupyter
 
 
 def _options(recipe) -> dict:

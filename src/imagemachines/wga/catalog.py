@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagemachines.errors import UserError
-from imagemachines.wga.parse import COLUMNS, ParsedCatalog, parse_catalog
+from imagemachines.wga.parse import COLUMNS, MAX_CATALOG_BYTES, ParsedCatalog, parse_catalog
 from imagemachines.wga.urls import BadPageUrl, derive_image_url, page_key
 
 EXTRA_COLUMNS = ("ID", "IMAGE_URL")
@@ -62,22 +62,36 @@ def open_catalog(root: Path) -> sqlite3.Connection:
 
 def read_source(source: str, user_agent: str, timeout: float = 120.0) -> tuple[bytes, str]:
     """The bytes of a local file or an http(s) URL, and a name for messages."""
+    too_big = UserError(f"{source} is larger than {MAX_CATALOG_BYTES // 2**20} MiB, far more than any WGA "
+                        "catalog; check --source.")
     if source.startswith(("http://", "https://")):
         import httpx
 
+        from imagemachines.wga.fetch import ForeignRedirect, redirect_guard
+
+        chunks, n = [], 0
         try:
-            with httpx.Client(headers={"User-Agent": user_agent}, timeout=timeout, follow_redirects=True) as c:
-                resp = c.get(source)
+            with httpx.Client(headers={"User-Agent": user_agent}, timeout=timeout, follow_redirects=True,
+                              event_hooks={"request": [redirect_guard(source)]}) as c, c.stream("GET", source) as resp:
+                if resp.status_code != 200:
+                    raise UserError(f"{source} answered HTTP {resp.status_code}; check --source / --base-url.")
+                for chunk in resp.iter_bytes(1 << 20):
+                    n += len(chunk)
+                    if n > MAX_CATALOG_BYTES:
+                        raise too_big
+                    chunks.append(chunk)
+        except ForeignRedirect as exc:
+            raise UserError(f"{source}: {exc}; download the catalog by hand and pass the file to --source.") from None
         except httpx.HTTPError as exc:
             raise UserError(f"could not download the catalog from {source} ({exc!r}); check the address and "
                             f"your connection, or pass --source with a downloaded file.") from exc
-        if resp.status_code != 200:
-            raise UserError(f"{source} answered HTTP {resp.status_code}; check --source / --base-url.")
-        return resp.content, source.rsplit("/", 1)[-1] or source
+        return b"".join(chunks), source.rsplit("/", 1)[-1] or source
     path = Path(source).expanduser()
     if not path.is_file():
         raise UserError(f"catalog source {source!r} is neither an http(s) URL nor a file; "
                         f"pass a data_xls.zip, data_txt.zip, catalog.xls or catalog.csv.")
+    if path.stat().st_size > MAX_CATALOG_BYTES:
+        raise too_big
     return path.read_bytes(), path.name
 
 

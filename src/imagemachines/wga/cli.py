@@ -160,6 +160,10 @@ def download(
         "--retry-missing", help="Also try again images the server reported missing (404).")] = False,
     verify: Annotated[bool, typer.Option(
         "--verify", help="Re-hash files already downloaded and fetch again those that changed.")] = False,
+    max_bytes: Annotated[int, typer.Option(
+        "--max-bytes", help="Largest image accepted, in bytes (larger ones fail).")] = 50_000_000,
+    allow_redirect_host: Annotated[list[str] | None, typer.Option(
+        "--allow-redirect-host", help="Also follow redirects to this host (repeatable); others are refused.")] = None,
     base_url: BaseUrl = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -175,7 +179,8 @@ def download(
     base = paths.base_url(base_url)
     options = DownloadOptions(concurrency=concurrency, rate=rate, variant=variant, max_side=max_side,
                               retries=retries, backoff=backoff, timeout=timeout, retry_missing=retry_missing,
-                              verify=verify)
+                              verify=verify, max_bytes=max_bytes,
+                              allow_redirect_hosts=tuple(allow_redirect_host or ()))
     options.validate()
     q = parse_query(text)
     conn = open_catalog(root)

@@ -39,6 +39,9 @@ class DownloadOptions:
     retry_missing: bool = False
     verify: bool = False
     seed: int | None = None
+    max_bytes: int = 50_000_000  # per image; WGA's largest are a few MB
+    max_pixels: int = images.MAX_PIXELS
+    allow_redirect_hosts: tuple[str, ...] = ()  # besides the base URL's host
 
     def validate(self) -> None:
         check_variant(self.variant)
@@ -50,6 +53,8 @@ class DownloadOptions:
             raise UserError(f"--max-side {self.max_side} is too small: use at least 16 pixels, or leave it out.")
         if self.retries < 0 or self.backoff < 0 or self.timeout <= 0:
             raise UserError("--retries and --backoff must be >= 0 and --timeout > 0.")
+        if self.max_bytes < 1024:
+            raise UserError(f"--max-bytes {self.max_bytes} is too small: images need at least a few kB.")
 
 
 @dataclass
@@ -102,34 +107,44 @@ def reconcile(manifest: Manifest, store: str, folder: Path, ids: list[str], opti
     todo_states = ("pending", "failed", "missing") if options.retry_missing else ("pending", "failed")
     todo = []
     for item in manifest.items(store, ids):
-        path = folder / item.path
-        if item.state == "ok":
-            size = path.stat().st_size if path.is_file() else None
-            if size != item.bytes or (options.verify and images.file_digest(path)[1] != item.sha256):
-                manifest.set_state(store, item.id, "pending", reason="file changed or vanished on disk")
-                todo.append(item)
-            else:
-                report.already += 1
-        elif item.state in todo_states:
-            if path.is_file():  # renamed into place, then the process died before recording it
-                try:
-                    images.decode_check(path.read_bytes())
-                except images.NotAnImage:
-                    pass
-                else:
-                    nbytes, digest = images.file_digest(path)
-                    manifest.set_state(store, item.id, "ok", nbytes=nbytes, sha256=digest)
-                    report.adopted += 1
-                    continue
+        try:
+            kept = _reconcile_one(manifest, store, folder / item.path, item, todo_states, options, report)
+        except OSError:  # a name the filesystem refuses, say: the fetch will record why
+            kept = item.state in todo_states
+        if kept:
             todo.append(item)
     return todo
+
+
+def _reconcile_one(manifest: Manifest, store: str, path: Path, item: Item, todo_states: tuple[str, ...],
+                   options: DownloadOptions, report: DownloadReport) -> bool:
+    """Bring one item's manifest state in line with its file; True when it must be fetched."""
+    if item.state == "ok":
+        size = path.stat().st_size if path.is_file() else None
+        if size != item.bytes or (options.verify and images.file_digest(path)[1] != item.sha256):
+            manifest.set_state(store, item.id, "pending", reason="file changed or vanished on disk")
+            return True
+        report.already += 1
+        return False
+    if item.state not in todo_states:
+        return False
+    if path.is_file():  # renamed into place, then the process died before recording it
+        try:
+            images.decode_check(path, options.max_pixels)
+        except images.NotAnImage:
+            return True
+        nbytes, digest = images.file_digest(path)
+        manifest.set_state(store, item.id, "ok", nbytes=nbytes, sha256=digest)
+        report.adopted += 1
+        return False
+    return True
 
 
 async def _run(todo: list[Item], folder: Path, manifest: Manifest, store: str, base: str,
                options: DownloadOptions, report: DownloadReport, on_done: Callable[[str], None]) -> None:
     import httpx
 
-    from imagemachines.wga.fetch import RateLimiter, RetryPolicy, fetch
+    from imagemachines.wga.fetch import RateLimiter, RetryPolicy, fetch, redirect_guard
     from imagemachines.wga.reachability import ReachabilityWatch
     from imagemachines.wga.terms import user_agent
 
@@ -140,8 +155,32 @@ async def _run(todo: list[Item], folder: Path, manifest: Manifest, store: str, b
     for item in todo:
         queue.put_nowait(item)
 
-    def check(body: bytes) -> bytes:
-        return images.prepare(body, options.max_side)
+    def check(part: Path) -> tuple[int, str]:
+        return images.prepare_file(part, options.max_side, options.max_pixels)
+
+    async def one(client: httpx.AsyncClient, item: Item) -> str:
+        path = folder / item.path
+        part = images.part_path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = await fetch(client, image_url(item.id, base, options.variant), limiter, policy, check, rng,
+                              part, options.max_bytes)
+            if out.state == "ok":
+                await asyncio.to_thread(images.commit, part, path)
+                nbytes, digest = out.data
+                manifest.set_state(store, item.id, "ok", nbytes=nbytes, sha256=digest, attempts=out.attempts)
+                report.fetched += 1
+                report.bytes += nbytes
+            else:
+                manifest.set_state(store, item.id, out.state, reason=out.reason, attempts=out.attempts)
+            return out.state
+        except Exception as exc:  # noqa: BLE001 - one bad item (a name too long, a full disk) must not stop the rest
+            reason = f"{type(exc).__name__}: {exc}"
+            manifest.set_state(store, item.id, "failed", reason=reason[:300])
+            return "failed"
+        finally:
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
 
     async def worker(client: httpx.AsyncClient) -> None:
         while True:
@@ -149,22 +188,18 @@ async def _run(todo: list[Item], folder: Path, manifest: Manifest, store: str, b
                 item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
-            url = image_url(item.id, base, options.variant)
-            out = await fetch(client, url, limiter, policy, check, rng)
-            if out.state == "ok":
-                await asyncio.to_thread(images.write_atomic, folder / item.path, out.data)
-                manifest.set_state(store, item.id, "ok", nbytes=len(out.data), sha256=images.sha256(out.data),
-                                   attempts=out.attempts)
-                report.fetched += 1
-                report.bytes += len(out.data)
-            else:
-                manifest.set_state(store, item.id, out.state, reason=out.reason, attempts=out.attempts)
-            on_done(out.state)
+            on_done(await one(client, item))
 
     limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
+    same_host = redirect_guard(base, options.allow_redirect_hosts)
+
+    async def guard(request: httpx.Request) -> None:
+        same_host(request)
+
     watch = ReachabilityWatch(httpx.AsyncHTTPTransport(limits=limits))
-    async with httpx.AsyncClient(headers={"User-Agent": user_agent()}, timeout=options.timeout,
-                                 transport=watch, follow_redirects=True) as client:
+    async with httpx.AsyncClient(headers={"User-Agent": user_agent(), "Accept-Encoding": "identity"},
+                                 timeout=options.timeout, transport=watch, follow_redirects=True,
+                                 event_hooks={"request": [guard]}) as client:
         workers = asyncio.gather(*(worker(client) for _ in range(min(options.concurrency, len(todo)) or 1)))
         await watch.guard(workers, base)
 

@@ -8,20 +8,29 @@ import os
 from pathlib import Path
 
 PART_SUFFIX = ".part"
+# WGA's images are made for the web (the largest are a few thousand pixels a side); 50 Mpx is far above them and
+# keeps a decode check under ~150 MB per worker. A larger image is refused before it is decoded.
+MAX_PIXELS = 50_000_000
 
 
 class NotAnImage(ValueError):
     """Bytes that do not decode completely as an image."""
 
 
-def decode_check(data: bytes) -> tuple[int, int]:
-    """Fully decode *data* (truncated files fail); return the image size."""
+def decode_check(data: bytes | Path, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Fully decode *data* (bytes or a file; truncated files fail); return the image size. Images of more than
+    *max_pixels* are refused before decoding."""
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise NotAnImage(f"{width}×{height} pixels is more than the bound of {max_pixels:,} pixels")
             img.load()
             return img.size
+    except NotAnImage:
+        raise
     except Exception as exc:  # PIL raises OSError, SyntaxError, DecompressionBombError …
         raise NotAnImage(f"does not decode as an image ({type(exc).__name__}: {exc})") from exc
 
@@ -44,6 +53,30 @@ def prepare(data: bytes, max_side: int | None = None) -> bytes:
     """The bytes to store: checked to decode, downscaled when asked."""
     decode_check(data)
     return downscale(data, max_side) if max_side else data
+
+
+def prepare_file(path: Path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> tuple[int, str]:
+    """Check that the file *path* decodes (within *max_pixels*), downscale it in place when asked; return its size
+    and sha256."""
+    decode_check(path, max_pixels)
+    if max_side:
+        data = path.read_bytes()
+        small = downscale(data, max_side)
+        if small is not data:
+            path.write_bytes(small)
+    return file_digest(path)
+
+
+def part_path(path: Path) -> Path:
+    """The temporary name a download of *path* is written under until it is complete and checked."""
+    return path.with_name(f"{path.name}.{os.getpid()}{PART_SUFFIX}")
+
+
+def commit(part: Path, path: Path) -> None:
+    """Flush *part* to disk and rename it to *path* (the final name never holds a partial file)."""
+    with open(part, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(part, path)
 
 
 def sha256(data: bytes) -> str:

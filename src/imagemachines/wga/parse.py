@@ -11,6 +11,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _FLOAT_INT = re.compile(r"^-?\d+\.0+$")
 _LATIN1_FALLBACK = "imagemachines-latin1"
+# The January 2018 export's catalog.xls is 26 MB; no real export comes near this. Larger members (a zip bomb) are
+# refused before they are read.
+MAX_CATALOG_BYTES = 128 * 1024 * 1024
 codecs.register_error(_LATIN1_FALLBACK, lambda e: (e.object[e.start:e.end].decode("latin-1"), e.end))
 
 
@@ -130,13 +134,29 @@ def sniff_delimiter(first_line: str) -> str:
     return best
 
 
+def detect_encoding(data: bytes) -> str:
+    """``utf-8-sig``, ``utf-8`` when the bytes are valid UTF-8, else ``cp1252`` (checked without a decoded copy)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), 1 << 20):
+            decoder.decode(view[start:start + (1 << 20)], final=start + (1 << 20) >= len(view))
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
 def parse_csv(data: bytes, member: str = "catalog.csv") -> ParsedCatalog:
-    """Parse a text export: separator and encoding detected, quoted fields allowed."""
-    text, encoding = decode_text(data)
-    text = text.lstrip("\ufeff")
-    first = text.split("\n", 1)[0].rstrip("\r")
-    delim = sniff_delimiter(first)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    """Parse a text export: separator and encoding detected, quoted fields allowed; read as a stream of lines
+    (no decoded copy of the whole file)."""
+    encoding = detect_encoding(data)
+    errors = "replace" if encoding == "utf-8-sig" else _LATIN1_FALLBACK if encoding == "cp1252" else "strict"
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors=errors, newline="")
+    first = stream.readline().lstrip("\ufeff")
+    delim = sniff_delimiter(first.rstrip("\r\n"))
+    reader = csv.reader(itertools.chain([first], stream), delimiter=delim)
     cols = _column_map(next(reader))
     need = max(cols.values()) + 1
     rows, skipped = [], []
@@ -150,6 +170,21 @@ def parse_csv(data: bytes, member: str = "catalog.csv") -> ParsedCatalog:
     return ParsedCatalog(rows, "csv", member, encoding=encoding, delimiter=delim, skipped=skipped)
 
 
+def read_member(archive: zipfile.ZipFile, member: str, name: str, limit: int | None = None) -> bytes:
+    """The bytes of one archive member, at most *limit* (default ``MAX_CATALOG_BYTES``) of them: the declared
+    size is checked first, then the bytes actually inflated, since a crafted zip can lie."""
+    limit = MAX_CATALOG_BYTES if limit is None else limit
+    too_big = UserError(f"{name}:{member} unpacks to more than {limit // 2**20} MiB, far more than any WGA catalog; "
+                        "it is not one (a damaged or hostile file). Download the catalog again.")
+    if archive.getinfo(member).file_size > limit:
+        raise too_big
+    with archive.open(member) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise too_big
+    return data
+
+
 def parse_catalog(data: bytes, name: str) -> ParsedCatalog:
     """Parse a zip (holding ``catalog.xls`` or ``catalog.csv``), an .xls or a .csv, told apart by content."""
     if data.startswith(_ZIP_MAGIC):
@@ -161,7 +196,7 @@ def parse_catalog(data: bytes, name: str) -> ParsedCatalog:
         if not members:
             raise UserError(f"{name} holds no catalog.xls or catalog.csv (it has {archive.namelist()[:5]}).")
         member = sorted(members, key=lambda m: (not m.lower().endswith(".xls"), m))[0]
-        return parse_catalog(archive.read(member), f"{name}:{member}")
+        return parse_catalog(read_member(archive, member, name), f"{name}:{member}")
     if data.startswith(_OLE_MAGIC):
         return parse_xls(data, name)
     if data[:1] in (b"<",) or b"\x00" in data[:4096]:

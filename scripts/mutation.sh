@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Mutation testing of the core modules with mutmut 3, each module against its own test files (not part of CI).
+#
+#   scripts/mutation.sh                      # every module below, one after the other
+#   scripts/mutation.sh serve/scheduler ...  # only these (paths under src/imagemachines, without .py)
+#
+# Each module gets a scratch copy of src/ and tests/ under mutants/<module>/ (git-ignored) with a pyproject.toml
+# whose [tool.mutmut] section names that module and its tests; mutmut copies it once more into mutants/ there.
+# Results: mutants/<module>/results.txt (one line per mutant that was not killed) and a summary line per module
+# in mutants/summary.txt. Inspect a survivor with `cd mutants/<module> && mutmut show NAME`.
+# MUTMUT_JOBS (default 1) sets mutmut's --max-children; PYTHON the interpreter (default .venv/bin/python).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+MUTMUT=$(dirname "$PYTHON")/mutmut
+JOBS=${MUTMUT_JOBS:-1}
+
+declare -A TESTS=(
+  [serve/scheduler]="tests/serve/test_scheduler.py"
+  [wga/download]="tests/wga/test_wga_download.py"
+  [wga/fetch]="tests/wga/test_wga_download.py"
+  [vis/render]="tests/vis/test_render.py"
+  [vis/classic]="tests/vis/test_classic.py"
+  [models/fuse]="tests/vis/test_taps.py"
+  [models/taps]="tests/vis/test_taps.py"
+  [train/loop]="tests/train/test_loop.py"
+)
+# tests left out of a module's run because they take long and kill nothing that faster tests don't
+declare -A SKIP=(
+  [serve/scheduler]="test_memory_stays_flat_over_many_requests"
+)
+ORDER=(serve/scheduler wga/fetch wga/download models/fuse models/taps vis/classic vis/render train/loop)
+modules=("$@")
+[[ ${#modules[@]} -gt 0 ]] || modules=("${ORDER[@]}")
+
+toml_list() { local out="" f; for f in "$@"; do [[ -e "$ROOT/$f" ]] && out+="\"$f\", "; done; echo "[${out%, }]"; }
+
+mkdir -p "$ROOT/mutants"
+for mod in "${modules[@]}"; do
+  [[ -n "${TESTS[$mod]:-}" ]] || { echo "unknown module $mod; known: ${ORDER[*]}" >&2; exit 2; }
+  work="$ROOT/mutants/${mod//\//-}"
+  rm -rf "$work"
+  mkdir -p "$work"
+  (cd "$ROOT" && tar --exclude=__pycache__ -cf - src tests) | tar -xf - -C "$work"
+  # shellcheck disable=SC2086
+  tests=$(toml_list ${TESTS[$mod]})
+  skip=""
+  for t in ${SKIP[$mod]:-}; do skip+=" and not $t"; done
+  {
+    cat "$ROOT/pyproject.toml"
+    cat <<TOML
+
+[tool.mutmut]
+source_paths = ["src"]
+only_mutate = ["src/imagemachines/$mod.py"]
+pytest_add_cli_args_test_selection = $tests
+pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow and not browser and not weights", "-k", "not __none__$skip", "-x", "-q"]
+process_isolation = "forkserver"
+use_git_change_detection = false
+TOML
+  } > "$work/pyproject.toml"
+  echo "== $mod against $tests"
+  start=$(date +%s)
+  (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || {
+    echo "mutmut failed for $mod; see $work/run.log" >&2; tail -20 "$work/run.log" >&2; continue; }
+  (cd "$work" && env -u PYTHONPATH "$MUTMUT" results --all true > all.txt 2>&1 || true)
+  (cd "$work" && env -u PYTHONPATH "$MUTMUT" results > results.txt 2>&1 || true)
+  total=$(grep -c ': ' "$work/all.txt" || true)
+  killed=$(grep -c ': killed' "$work/all.txt" || true)
+  line="$mod: killed $killed / $total ($(( $(date +%s) - start )) s); not killed: $(grep -c ': ' "$work/results.txt" || true)"
+  echo "$line" | tee -a "$ROOT/mutants/summary.txt"
+done

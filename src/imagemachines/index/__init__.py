@@ -1,0 +1,22 @@
+"""Dataset examples of units over a user's own collection: ``imagemachines index`` and ``examples``.
+
+>>> from imagemachines.models import load_model
+>>> from imagemachines.index import build_index, open_index
+>>> model = load_model("mobilenet_v2")
+>>> idx = open_index(build_index(model, Path("paintings/images"), Path("paintings-index")))
+>>> [(e.rank, idx.image(e.image_id).path, e.value, e.percentile) for e in idx.examples("features.14", 40, k=5)]
+>>> idx.stats("features.14", 40)                   # mean, std, min, max, quantiles of the images' maxima
+>>> idx.similar("features.18", idx.pooled("features.18")[0], k=5, exclude=0)
+
+Layout on disk and guarantees (incremental, resumable, exact shard merge): :mod:`imagemachines.index.store`,
+:mod:`imagemachines.index.build`. Activation maps and heat overlays: :mod:`imagemachines.index.maps`.
+"""
+
+from __future__ import annotations
+
+from imagemachines.index.build import build_index, choose_layers, default_layers, default_out
+from imagemachines.index.query import CollectionIndex, open_index
+from imagemachines.index.records import Example, ImageInfo, UnitStats
+
+__all__ = ["CollectionIndex", "Example", "ImageInfo", "UnitStats", "build_index", "choose_layers",
+           "default_layers", "default_out", "open_index"]

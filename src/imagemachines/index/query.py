@@ -1,0 +1,215 @@
+"""Reading an index: :func:`open_index` → :class:`CollectionIndex` (examples, statistics, images, similarity)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from imagemachines.errors import UnitOutOfRange, UnknownLayer, UserError, did_you_mean
+from imagemachines.index.records import Example, ImageInfo, UnitStats
+from imagemachines.index.store import DATABASE, MANIFEST, layer_file, open_array, pooled_file, read_manifest
+
+
+class IndexError_(UserError):  # noqa: N801 - not the builtin IndexError
+    """A missing, unfinished or damaged index."""
+
+
+def open_index(path: Path | str) -> CollectionIndex:
+    """The index in directory *path*; a clear :class:`UserError` when it is missing, unfinished or damaged."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise IndexError_(f"{path} is not an index folder. Make one with `imagemachines index MODEL IMAGE_DIR`.")
+    if not (path / MANIFEST).is_file() or not (path / DATABASE).is_file():
+        raise IndexError_(f"{path} holds no index ({MANIFEST} or {DATABASE} is missing). Make one with "
+                          "`imagemachines index MODEL IMAGE_DIR --out …`.")
+    try:
+        manifest = read_manifest(path)
+    except (OSError, ValueError) as exc:
+        raise IndexError_(f"The manifest {path / MANIFEST} cannot be read ({exc}); rebuild the index.") from exc
+    if not isinstance(manifest, dict) or "layers" not in manifest or "weights_id" not in manifest:
+        raise IndexError_(f"{path / MANIFEST} is not an imagemachines index manifest; rebuild the index.")
+    if not manifest.get("complete"):
+        raise IndexError_(f"The index in {path} is unfinished (its build was interrupted or is running). Run the "
+                          "same `imagemachines index` command again to complete it.")
+    return CollectionIndex(path, manifest)
+
+
+class CollectionIndex:
+    """A finished index: per-unit examples and statistics, the image table, pooled activations."""
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path = Path(path)
+        self.manifest = manifest
+        self.image_root = Path(manifest["image_root"])
+        self.model_name: str = manifest["model"]
+        self.weights_id: str = manifest["weights_id"]
+        self.layers: list[str] = list(manifest["layers"])
+        self.k: int = int(manifest["k"])
+        self.n_images: int = int(manifest["n_images"])
+        self._layer_cache: dict[str, dict[str, np.ndarray]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"CollectionIndex({str(self.path)!r}, model={self.model_name!r}, images={self.n_images})"
+
+    # -- images ----------------------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            uri = f"{(self.path / DATABASE).resolve().as_uri()}?mode=ro"
+            conn = self._local.conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+        return conn
+
+    _COLS = "row, path, sha256, width, height, meta"
+
+    @staticmethod
+    def _info(r) -> ImageInfo:
+        return ImageInfo(int(r[0]), r[1], r[2], int(r[3] or 0), int(r[4] or 0), json.loads(r[5] or "{}"))
+
+    def image(self, image_id: int) -> ImageInfo:
+        """The image with id *image_id* (0 … n_images-1)."""
+        if not isinstance(image_id, (int, np.integer)) or not 0 <= int(image_id) < self.n_images:
+            raise UnitOutOfRange(f"Image id {image_id} is out of range: this index holds images 0 to "
+                                 f"{self.n_images - 1}.")
+        r = self._db().execute(f"SELECT {self._COLS} FROM images WHERE row = ?", (int(image_id),)).fetchone()
+        if r is None:
+            raise IndexError_(f"Image {image_id} is missing from {self.path / DATABASE}; rebuild the index.")
+        return self._info(r)
+
+    def images(self) -> list[ImageInfo]:
+        rows = self._db().execute(f"SELECT {self._COLS} FROM images WHERE row IS NOT NULL ORDER BY row")
+        return [self._info(r) for r in rows]
+
+    def image_file(self, image_id: int) -> Path:
+        """The image's file: the index's image root joined with the path from its own table."""
+        return self.image_root / self.image(image_id).path
+
+    def unreadable(self) -> list[tuple[str, str]]:
+        """(path, reason) of the files that could not be read."""
+        return [tuple(r) for r in self._db().execute(
+            "SELECT path, error FROM images WHERE status = 'bad' ORDER BY path")]
+
+    # -- units -----------------------------------------------------------------------------------------------
+    def check_layer(self, layer: str) -> None:
+        if layer not in self.manifest["layers"]:
+            raise UnknownLayer(f"The index has no layer {layer!r}.{did_you_mean(layer, self.layers)} Its layers "
+                               f"are: {', '.join(self.layers)}. (Index more with `imagemachines index --layers`.)")
+
+    def channels(self, layer: str) -> int:
+        self.check_layer(layer)
+        return int(self.manifest["layers"][layer])
+
+    def check_unit(self, layer: str, channel: int) -> None:
+        n = self.channels(layer)
+        if not isinstance(channel, (int, np.integer)) or not 0 <= int(channel) < n:
+            raise UnitOutOfRange(f"Layer {layer!r} has {n} units; unit {channel} is out of range (use 0 to {n - 1}).")
+
+    def _layer(self, layer: str) -> dict[str, np.ndarray]:
+        self.check_layer(layer)
+        with self._lock:
+            if layer not in self._layer_cache:
+                from safetensors.numpy import load_file
+
+                f = layer_file(self.path, layer)
+                try:
+                    self._layer_cache[layer] = load_file(str(f))
+                except Exception as exc:  # noqa: BLE001 - a missing or damaged file: say so
+                    raise IndexError_(f"The layer file {f} cannot be read ({exc}); rebuild the index.") from exc
+            return self._layer_cache[layer]
+
+    def _shape(self, layer: str) -> tuple[int, int]:
+        shape = self.manifest.get("layer_shapes", {}).get(layer, [0, 1, 1])
+        return int(shape[1]), int(shape[2])
+
+    def box(self, layer: str, cell: tuple[int, int], width: int, height: int) -> tuple[int, int, int, int]:
+        """The part of an image (*width* × *height* px) that feature-map *cell* (row, col) covers."""
+        h, w = self._shape(layer)
+        r, c = cell
+        return (int(math.floor(c * width / w)), int(math.floor(r * height / h)),
+                int(math.ceil((c + 1) * width / w)), int(math.ceil((r + 1) * height / h)))
+
+    def examples(self, layer: str, channel: int, *, k: int | None = None, negative: bool = False) -> list[Example]:
+        """The unit's top (or, *negative*, bottom) images by spatial maximum, best first."""
+        self.check_unit(layer, channel)
+        if k is not None and k < 1:
+            raise UserError("k must be at least 1.")
+        data = self._layer(layer)
+        side = "bottom" if negative else "top"
+        values, images, cells = (data[f"{side}_{n}"][channel] for n in ("value", "image", "cell"))
+        n = len(values) if k is None else min(k, len(values))
+        h, w = self._shape(layer)
+        out = []
+        for rank in range(n):
+            info = self.image(int(images[rank]))
+            cell = (int(cells[rank]) // w, int(cells[rank]) % w)
+            value = float(values[rank])
+            out.append(Example(rank + 1, info.id, value, cell, self.box(layer, cell, info.width, info.height),
+                               self.percentile(layer, channel, value)))
+        return out
+
+    def stats(self, layer: str, channel: int) -> UnitStats:
+        self.check_unit(layer, channel)
+        d = self._layer(layer)
+        qs = self.manifest.get("quantiles", [])
+        return UnitStats(float(d["mean"][channel]), float(d["std"][channel]), float(d["min"][channel]),
+                         float(d["max"][channel]),
+                         {float(q): float(v) for q, v in zip(qs, d["quantiles"][channel], strict=True)},
+                         int(d["count"][0]))
+
+    def percentile(self, layer: str, channel: int, value: float) -> float:
+        """Percent of the collection whose spatial maximum for this unit is at most *value* (0 … 100)."""
+        self.check_unit(layer, channel)
+        d = self._layer(layer)
+        lo, hi = float(d["min"][channel]), float(d["max"][channel])
+        hist = d["histogram"][channel].astype(np.float64)
+        total = hist.sum()
+        if total == 0:
+            return 0.0
+        if value >= hi:
+            return 100.0
+        if value < lo:
+            return 0.0
+        pos = (value - lo) / max(hi - lo, 1e-12) * len(hist)
+        b = min(int(pos), len(hist) - 1)
+        below = hist[:b].sum() + hist[b] * min(pos - b, 1.0)
+        return float(100.0 * below / total)
+
+    # -- pooled activations ----------------------------------------------------------------------------------
+    def pooled(self, layer: str) -> np.ndarray | None:
+        """[n_images, channels] float16 spatial means (row = image id), memory-mapped; None if built --no-pooled."""
+        self.check_layer(layer)
+        if not self.manifest.get("pooled", True):
+            return None
+        f = pooled_file(self.path, layer)
+        if not f.is_file():
+            raise IndexError_(f"{f} is missing; rebuild the index.")
+        return open_array(f, "pooled")
+
+    def similar(self, layer: str, vector: np.ndarray, k: int = 10, exclude: int | None = None
+                ) -> list[tuple[int, float]]:
+        """The images whose pooled activations of *layer* are closest to *vector* (cosine), best first."""
+        data = self.pooled(layer)
+        if data is None:
+            raise UserError(f"The index in {self.path} was built with --no-pooled; similarity needs pooled "
+                            "activations. Rebuild it without --no-pooled.")
+        v = np.asarray(vector, dtype=np.float32).ravel()
+        if v.shape[0] != data.shape[1]:
+            raise UserError(f"A vector of {v.shape[0]} values does not fit layer {layer!r} ({data.shape[1]} units).")
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        scores = np.empty(data.shape[0], dtype=np.float32)
+        step = 4096
+        for s in range(0, data.shape[0], step):
+            block = np.asarray(data[s:s + step], dtype=np.float32)
+            norms = np.linalg.norm(block, axis=1).clip(1e-12)
+            scores[s:s + step] = block @ v / norms
+        if exclude is not None and 0 <= exclude < len(scores):
+            scores[exclude] = -np.inf
+        n = max(0, min(k, len(scores) - (exclude is not None)))
+        best = np.argsort(-scores, kind="stable")[:n]
+        return [(int(i), float(scores[i])) for i in best]

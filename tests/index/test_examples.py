@@ -1,0 +1,75 @@
+"""The examples page and CSV: the unit's top (and bottom) images with overlays, crops, values and metadata."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagemachines.errors import UserError
+from imagemachines.index import build_index, open_index
+from imagemachines.index.examples import class_channel, load_index_model, write_examples
+
+
+@pytest.fixture
+def index(blobnet, collection, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,artist,page_url\n" + "".join(
+        f'{p},"Painter <b>{i}</b>",https://example.org/{i}\n' for i, (p, _) in enumerate(collection.red)))
+    return open_index(build_index(blobnet, collection.root, tmp_path / "idx", k=4, metadata=labels,
+                                  progress=False))
+
+
+def test_page_and_csv_show_the_top_images_with_overlays_and_metadata(index, blobnet, collection, tmp_path):
+    page = write_examples(index, blobnet, "features.2", 0, tmp_path / "ex", k=3, render_size=64, render_steps=4,
+                          progress=False)
+    rows = list(csv.DictReader((tmp_path / "ex" / "examples.csv").read_text(encoding="utf-8").splitlines()))
+    assert [r["path"] for r in rows] == [p for p, _ in collection.red[:3]]
+    assert [r["rank"] for r in rows] == ["1", "2", "3"] and rows[0]["percentile"] == "100.00"
+    assert rows[0]["artist"] == "Painter <b>0</b>" and rows[0]["page_url"] == "https://example.org/0"
+    assert {"value", "row", "col", "x0", "y0", "x1", "y1"} <= set(rows[0])
+    html = page.read_text()
+    assert "Painter &lt;b&gt;0&lt;/b&gt;" in html and "<b>0</b>" not in html  # escaped
+    assert 'href="https://example.org/0"' in html and 'id="heat"' in html
+    for stem in ("001", "002", "003"):
+        for suffix in ("", "-heat", "-crop"):
+            assert Image.open(tmp_path / "ex" / "files" / f"{stem}{suffix}.jpg").size[0] > 0
+    assert Image.open(tmp_path / "ex" / "files" / "render.png").size == (64, 64)
+    assert "http" not in html.replace("https://example.org", "")  # offline: no external assets
+    # the crop is centred on the blob: redder than the whole picture
+    crop = Image.open(tmp_path / "ex" / "files" / "001-crop.jpg").convert("RGB")
+    whole = Image.open(tmp_path / "ex" / "files" / "001.jpg").convert("RGB")
+    def redness(im):
+        a = np.asarray(im, dtype=float)
+        return float((a[..., 0] - (a[..., 1] + a[..., 2]) / 2).mean())
+
+    assert redness(crop) > 2 * redness(whole) > 0
+
+
+def test_negative_and_class_and_without_model(index, collection, tmp_path):
+    write_examples(index, None, "features.0", 0, tmp_path / "neg", negative=True, progress=False)
+    rows = list(csv.DictReader((tmp_path / "neg" / "examples.csv").read_text(encoding="utf-8").splitlines()))
+    assert [r["path"] for r in rows] == collection.tints[:4]
+    assert class_channel(index, "red") == 0 and class_channel(index, "1") == 1
+    with pytest.raises(UserError, match="no class 'green'"):
+        class_channel(index, "green")
+
+
+def test_model_with_other_weights_is_refused(index, monkeypatch):
+    from imagemachines import models
+
+    other = index.manifest.copy()
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: _other_model())
+    with pytest.raises(UserError, match="was made with weights blobnet-v1"):
+        load_index_model(index, "blobnet")
+    assert other == index.manifest
+
+
+def _other_model():
+    from .conftest import blob_model
+
+    m = blob_model()
+    m.weights_id = "something-else"
+    return m
