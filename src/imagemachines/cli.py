@@ -25,6 +25,7 @@ app = typer.Typer(
 
 def _register() -> None:
     from imagemachines.atlas.cli import register as register_atlas
+    from imagemachines.explain.cli import register as register_explain
     from imagemachines.index.cli import register as register_index
     from imagemachines.serve.cli import register as register_serve
     from imagemachines.train.cli import register as register_train
@@ -36,6 +37,7 @@ def _register() -> None:
     register_train(app)
     register_serve(app)
     register_index(app)
+    register_explain(app)
     register_atlas(app)
     plain_help(app)  # last: covers every command registered above
 

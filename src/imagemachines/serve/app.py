@@ -20,9 +20,12 @@ from imagemachines.models import LoadedModel
 from imagemachines.serve.api import build_router
 from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
+from imagemachines.serve.collection import Workbench, match_indexes
+from imagemachines.serve.collection_api import build_collection_router
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
+from imagemachines.serve.uploads import UploadLimits, UploadStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -61,11 +64,15 @@ def create_app(
     limits: Limits = Limits(),
     render_fn: Callable | None = None,
     batch_window: float = 0.02,
+    indexes: Sequence = (),
+    upload_limits: UploadLimits = UploadLimits(),
 ) -> FastAPI:
     """The web service for *models* (name -> loaded model; the first is the default).
 
     *allowed_hosts* are the Host names answered (``"*"``: any); *render_fn* defaults to
     :func:`imagemachines.vis.render`; tests wrap it to count engine calls.
+    *indexes* are opened collection indexes (:func:`imagemachines.index.open_index`); each must have been made
+    with the weights of a served model.
     """
     from imagemachines.vis import METHODS, method_defaults
 
@@ -75,6 +82,7 @@ def create_app(
         model.layers()  # the layer table's dry run, now, before the worker thread uses the model
     catalog = Catalog(models=dict(models), methods={m: method_defaults(m) for m in METHODS}, limits=limits,
                       default_model=next(iter(models)))
+    served_indexes = match_indexes(indexes, models)
     cache = RenderCache(cache_dir, max_bytes=limits.max_cache_bytes)
     scheduler = Scheduler(catalog.models, cache, limits=limits, render_fn=render_fn, batch_window=batch_window)
 
@@ -120,6 +128,8 @@ def create_app(
         return JSONResponse({"detail": _readable(errors, len(every)), "errors": errors}, status_code=422)
 
     app.include_router(build_router(catalog, scheduler))
+    app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
+                                               UploadStore(upload_limits)))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -49,6 +49,20 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+def open_indexes(paths: list[Path], console) -> list:
+    """Open every ``--index`` now, so a missing or broken one stops the start with a clear message."""
+    if not paths:
+        return []
+    from imagemachines.index import open_index
+
+    opened = []
+    for path in paths:
+        idx = open_index(path.expanduser())
+        console.print(f"[green]✓[/] index {idx.path} ({idx.n_images} images, {idx.model_name} {idx.weights_id})")
+        opened.append(idx)
+    return opened
+
+
 def serve(
     models: list[str] = typer.Argument(
         None, metavar="MODEL",
@@ -68,6 +82,9 @@ def serve(
     max_steps: int = typer.Option(4096, min=1, max=10_000, help="Most optimization steps a request may ask for."),
     max_batch: int = typer.Option(16, min=1, max=256, help="Most units rendered together in one engine call."),
     max_queue: int = typer.Option(128, min=1, max=100_000, help="Waiting requests before new ones get 429."),
+    index: list[Path] = typer.Option(None, help="A collection index (`imagemachines index`) to browse; repeatable. "
+                                                "It must have been made with a served model's weights."),
+    max_upload_mb: int = typer.Option(20, min=1, max=200, help="Largest painting upload, in MB."),
 ) -> None:
     """Start the web interface and REST API (OpenAPI docs at /docs)."""
     from rich.console import Console
@@ -96,8 +113,12 @@ def serve(
     cache = (cache_dir or default_cache_dir()).expanduser()
     limits = Limits(max_size=max_size, max_steps=max_steps, max_batch=max_batch, max_queue=max_queue,
                     max_cache_bytes=cache_bytes)
+    from imagemachines.serve.uploads import UploadLimits
+
+    indexes = open_indexes(index or [], console)
     app = create_app(loaded, cache_dir=cache, allow_origins=tuple(allow_origin or ()), limits=limits,
-                     allowed_hosts=allowed_host_names(host, allowed_host or ()))
+                     allowed_hosts=allowed_host_names(host, allowed_host or ()), indexes=indexes,
+                     upload_limits=UploadLimits(max_bytes=max_upload_mb * 2**20))
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can use "
                       "the server (there is no login).")

@@ -66,6 +66,7 @@ function writeHash(push) {
   p.set("steps", S.steps);
   p.set("seed", S.seed);
   p.set("grid", S.grid);
+  if (typeof collectionHash === "function") collectionHash(p);   // collection.js: index, image, upload…
   const hash = "#" + p.toString().replace(/%40/g, "@").replace(/%2C/g, ",");
   if (hash !== location.hash) history[push ? "pushState" : "replaceState"](null, "", hash);
   appliedHash = location.hash;
@@ -140,6 +141,7 @@ async function applyHash() {
   S.info = S.layers.find((l) => l.name === S.layer);
   syncControls();
   if (gridChanged) buildGrid();
+  if (typeof collectionApply === "function") collectionApply(h);
   const m = /^(\d+)(?:@(\d+),(\d+))?$/.exec(h.unit || "");
   const unit = m ? intIn(m[1], 0, S.info.channels - 1) : null;
   if (unit === null) { closeDetail(false); return; }
@@ -377,6 +379,7 @@ async function openDetail() {
   const gen = ++detail.gen;
   const unit = S.unit;
   $("detail").hidden = false;
+  if (typeof collectionUnit === "function") collectionUnit();   // the unit's paintings
   const title = $("detail-title");
   const what = S.info.kind === "class" ? "class" : "channel";
   title.textContent = `${S.info.name} · ${what} ${unit}${S.x !== null ? ` @ ${S.x},${S.y}` : ""}`;
@@ -536,6 +539,7 @@ async function start() {
   }
   wireControls();
   wireDetail();
+  if (typeof collectionsReady !== "undefined") await collectionsReady;
   await applyHash();
   writeHash(false);
   window.addEventListener("popstate", applyHash);

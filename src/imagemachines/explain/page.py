@@ -1,0 +1,247 @@
+"""Write an explanation as files: PNG overlays, ``explain.html`` and ``explain.json`` in one folder.
+
+The folder works offline (relative links only). The painting is shown at most ``DISPLAY`` px wide; overlays
+are drawn on that copy, the maps themselves are computed on the network's input (the whole painting squashed
+to the input square). Render thumbnails of the top units are small and bounded (``renders``, ``render_steps``)
+because on a CPU each takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from imagemachines.errors import UserError
+from imagemachines.explain.lookup import Explanation, UnitHit, check_index_model, explain_image
+from imagemachines.explain.targets import ClassMaps, class_maps, unit_map
+from imagemachines.fileio import atomic_write
+from imagemachines.models.loaded import LoadedModel
+
+if TYPE_CHECKING:
+    from imagemachines.index import CollectionIndex
+
+DISPLAY = 640  # px: longest side of the painting and its overlays
+CARD = 256  # px: the reverse lookup's map overlays
+THUMB = 200  # px: similar paintings
+FOLDERS = ("units", "classes", "lookup", "similar")
+LINK_COLUMNS = re.compile(r"url|link|page|wga", re.I)
+
+
+@dataclass
+class Options:
+    """What to explain and how (the CLI's options)."""
+
+    units: list[tuple[str, int]] = field(default_factory=list)
+    classes: list[int] = field(default_factory=list)
+    methods: list[str] = field(default_factory=lambda: ["gradcam", "gradcam++", "ig"])
+    cam_layer: str | None = None
+    ig_steps: int | None = None
+    baseline: str = "black"
+    layer: str | None = None  # reverse lookup
+    k: int = 12
+    similar: int = 12
+    renders: int = 12  # units of the reverse lookup that get a render thumbnail (0: none)
+    render_size: int = 96
+    render_steps: int = 64
+    progress: bool = True
+
+    @property
+    def lookup(self) -> bool:
+        return not self.units and not self.classes
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
+
+
+def _save_png(img: Image.Image, path: Path) -> None:
+    atomic_write(path, lambda tmp: img.save(tmp, format="PNG", optimize=True))
+
+
+def _save_jpeg(img: Image.Image, path: Path) -> None:
+    atomic_write(path, lambda tmp: img.save(tmp, format="JPEG", quality=88))
+
+
+def _shrunk(image: Image.Image, side: int) -> Image.Image:
+    small = image.copy()
+    small.thumbnail((side, side), Image.LANCZOS)
+    return small
+
+
+def find_in_index(index: CollectionIndex, image_file: Path) -> int | None:
+    """The id of *image_file* in *index* when the collection holds the same bytes (sha256), else None."""
+    digest = hashlib.sha256(Path(image_file).read_bytes()).hexdigest()
+    return next((info.id for info in index.images() if info.sha256 == digest), None)
+
+
+def _clear(out: Path) -> None:
+    """Remove the pictures an earlier explanation left in *out* (only the files this writer makes)."""
+    for name in FOLDERS:
+        for old in (out / name).glob("*"):
+            if old.is_file() and old.suffix in (".png", ".jpg"):
+                old.unlink()
+
+
+def _hit_json(hit: UnitHit, index: CollectionIndex | None, **files: str) -> dict:
+    data = hit.as_dict() | files
+    if index is not None and hit.layer in index.layers:
+        stats = index.stats(hit.layer, hit.channel)
+        data["collection_max"] = stats.max
+        data["times_collection_max"] = hit.value / stats.max if stats.max > 0 else None
+    return data
+
+
+def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options: Options, *,
+                      image_name: str = "painting", index: CollectionIndex | None = None,
+                      in_collection: int | None = None) -> dict:
+    """Explain *image* as *options* say; write overlays, ``explain.html`` and ``explain.json`` into *out*.
+
+    Returns the JSON document (paths relative to *out*). *in_collection*: the painting's id in *index* (it is
+    then left out of the similar paintings).
+    """
+    from tqdm.auto import tqdm
+
+    from imagemachines.index.maps import heat_overlay
+    from imagemachines.report import write_html
+
+    if index is not None:
+        check_index_model(index, model)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder.")
+    for name in FOLDERS:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    _clear(out)
+    display = _shrunk(image, DISPLAY)
+    _save_jpeg(display, out / "painting.jpg")
+    doc: dict = {"model": model.name, "weights_id": model.weights_id, "image": image_name,
+                 "size": list(image.size), "painting": "painting.jpg", "html": "explain.html",
+                 "index": None if index is None else str(index.path), "in_collection": in_collection,
+                 "units": [], "classes": [], "lookup": None}
+    steps = len(options.units) + len(options.classes) * len(options.methods) + (1 if options.lookup else 0)
+    bar = tqdm(total=steps, desc="explaining", unit="map", disable=not options.progress or steps < 2, leave=False)
+
+    for layer, channel in options.units:
+        heat = unit_map(model, image, layer, channel)
+        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        percentile = (index.percentile(layer, channel, float(heat.max()))
+                      if index is not None and layer in index.layers else None)
+        hit = UnitHit(layer, channel, float(heat.max()), percentile, (int(r), int(c)))
+        name = f"units/{slug(layer)}_{channel}.png"
+        _save_png(heat_overlay(display, heat, alpha=0.55), out / name)
+        doc["units"].append(_hit_json(hit, index, overlay=name))
+        bar.update(1)
+
+    for target in options.classes:
+        cm: ClassMaps = class_maps(model, image, target, [], layer=options.cam_layer)
+        entry = cm.as_dict() | {"maps": {}}
+        for method in options.methods:
+            bar.set_postfix_str(f"class {target} {method}")
+            heat = class_maps(model, image, target, [method], layer=options.cam_layer, steps=options.ig_steps,
+                              baseline=options.baseline).maps[method]
+            name = f"classes/{target}-{slug(cm.name or str(target))}-{slug(method)}.png"
+            _save_png(heat_overlay(display, heat, alpha=0.55, vmax=1.0), out / name)
+            entry["maps"][method] = name
+            bar.update(1)
+        doc["classes"].append(entry)
+
+    explanation: Explanation | None = None
+    if options.lookup:
+        bar.set_postfix_str("reverse lookup")
+        explanation = explain_image(model, image, layer=options.layer, index=index, k=options.k,
+                                    similar=options.similar, exclude=in_collection)
+        doc["lookup"] = _write_lookup(model, explanation, display, out, options, index, heat_overlay)
+        bar.update(1)
+    bar.close()
+    atomic_write(out / "explain.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8"))
+    write_html(out / "explain.html", "explain.html", title=f"{image_name} — {model.name}", doc=doc,
+               method_names=_method_names())
+    return doc
+
+
+def _method_names() -> dict[str, str]:
+    from imagemachines.attribution import METHOD_NAMES
+
+    return METHOD_NAMES
+
+
+def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out: Path, options: Options,
+                  index: CollectionIndex | None, heat_overlay) -> dict:
+    card = _shrunk(display, CARD)
+    files: dict[int, dict[str, str]] = {}
+    for hit in e.hits():
+        name = f"lookup/{slug(e.layer)}_{hit.channel}-map.png"
+        _save_png(heat_overlay(card, e.maps[hit.channel], alpha=0.55), out / name)
+        files[hit.channel] = {"overlay": name}
+    for channel, name in _renders(model, e, out, options).items():
+        files[channel]["render"] = name
+    doc = e.to_json()
+    doc["render_layer"] = render_layer(model, e.layer) if options.renders > 0 else None
+    doc["units"] = [_hit_json(h, index, **files[h.channel]) for h in e.units]
+    doc["by_percentile"] = [_hit_json(h, index, **files[h.channel]) for h in e.by_percentile]
+    doc["similar"] = [_similar(index, image_id, score, rank, out) for rank, (image_id, score)
+                      in enumerate(e.similar, 1)] if index is not None else []
+    return doc
+
+
+def _renders(model: LoadedModel, e: Explanation, out: Path, options: Options) -> dict[int, str]:
+    """Render thumbnails of the first ``options.renders`` units shown, in one batched render."""
+    from tqdm.auto import tqdm
+
+    from imagemachines.vis import Unit, render
+
+    hits = e.hits()[: max(0, options.renders)]
+    if not hits:
+        return {}
+    layer = render_layer(model, e.layer)
+    units = [Unit(layer, h.channel) for h in hits]
+    with tqdm(total=options.render_steps, desc=f"rendering {len(units)} units", unit="step",
+              disable=not options.progress, leave=False) as bar:
+        renders = render(model, units, size=options.render_size, steps=options.render_steps,
+                         on_progress=lambda _p: bar.update(1))
+    names = {}
+    for hit, r in zip(hits, renders, strict=True):
+        name = f"lookup/{slug(e.layer)}_{hit.channel}-render.png"
+        _save_png(r.image, out / name)
+        names[hit.channel] = name
+    return names
+
+
+CLIPPING = ("ReLU", "ReLU6", "Hardtanh")
+
+
+def render_layer(model: LoadedModel, layer: str) -> str:
+    """The layer to render *layer*'s units at: the module before a closing ReLU/ReLU6 when *layer* is a block
+    that ends in one (same channels). A clipped unit that is off everywhere has no gradient, so a render of it
+    would stay grey; its pre-activation can always be maximised, and maximising it drives the unit."""
+    module = dict(model.module.named_modules()).get(layer)
+    children = list(module.named_children()) if module is not None else []
+    if len(children) >= 2 and type(children[-1][1]).__name__ in CLIPPING:
+        inner = f"{layer}.{children[-2][0]}"
+        if model.layer(inner).channels == model.layer(layer).channels:
+            return inner
+    return layer
+
+
+def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path) -> dict:
+    info = index.image(image_id)
+    entry = {"rank": rank, "image_id": image_id, "score": score, "path": info.path, "meta": dict(info.meta),
+             "links": {k: v for k, v in info.meta.items()
+                       if LINK_COLUMNS.search(k) and v.startswith(("http://", "https://"))}}
+    try:
+        with Image.open(index.image_file(image_id)) as im:
+            thumb = _shrunk(im.convert("RGB"), THUMB)
+    except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
+        entry["unreadable"] = f"{type(exc).__name__}: {exc}"
+        return entry
+    name = f"similar/{rank:02d}-{image_id}.jpg"
+    _save_jpeg(thumb, out / name)
+    entry["thumb"] = name
+    return entry

@@ -1,0 +1,111 @@
+"""Response bodies of the collection routes (indexes, a unit's examples, a painting's page, an upload)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class IndexLayerOut(BaseModel):
+    name: str
+    channels: int
+
+
+class IndexOut(BaseModel):
+    id: str = Field(description="Use this id in the other /api/indexes routes.")
+    model: str = Field(description="The served model whose weights made the index.")
+    weights_id: str
+    folder: str = Field(description="Name of the image folder the index was built from.")
+    n_images: int
+    k: int = Field(description="Examples kept per unit and direction.")
+    pooled: bool = Field(description="Whether similar-painting search is available.")
+    layers: list[IndexLayerOut]
+
+
+class Meta(BaseModel):
+    artist: str | None = None
+    title: str | None = None
+    date: str | None = None
+    label: str | None = None
+    link: str | None = Field(None, description="The painting's web page (e.g. on the WGA) when known.")
+
+
+class PaintingLinks(BaseModel):
+    page: str = Field(description="The painting's page in this API.")
+    thumb: str = Field(description="JPEG thumbnail; ?size=96..1024.")
+    overlay: str | None = Field(None, description="JPEG with the unit's activation map over the painting.")
+
+
+class PaintingOut(BaseModel):
+    image_id: int
+    path: str = Field(description="Relative to the indexed image folder.")
+    width: int
+    height: int
+    meta: Meta
+    metadata: dict[str, str] = Field(description="Every metadata column of the painting.")
+    links: PaintingLinks
+
+
+class ExampleOut(PaintingOut):
+    rank: int
+    value: float = Field(description="The unit's spatial maximum over the painting.")
+    percentile: float
+    cell: tuple[int, int] = Field(description="(row, col) of the maximum in the feature map.")
+    box: tuple[int, int, int, int] = Field(description="(x0, y0, x1, y1) the cell covers in image pixels.")
+
+
+class StatsOut(BaseModel):
+    mean: float
+    std: float
+    min: float
+    max: float
+    quantiles: dict[str, float]
+
+
+class UnitExamplesOut(BaseModel):
+    index: str
+    model: str
+    layer: str
+    channel: int
+    label: str | None = Field(None, description="Class name for logits.")
+    negative: bool
+    stats: StatsOut
+    examples: list[ExampleOut]
+
+
+class UnitHitOut(BaseModel):
+    layer: str
+    channel: int
+    label: str | None = None
+    value: float
+    percentile: float | None = Field(None, description="Where the value falls among the collection's paintings.")
+    overlay: str = Field(description="JPEG of this painting with the unit's activation map.")
+    examples: str | None = Field(None, description="The unit's examples in the index (when indexed).")
+
+
+class SimilarOut(BaseModel):
+    image_id: int
+    score: float = Field(description="Cosine similarity of pooled activations.")
+    meta: Meta
+    links: PaintingLinks
+
+
+class ExplainedOut(BaseModel):
+    model: str
+    index: str | None
+    layer: str
+    layers: list[str] = Field(description="Layers this painting can be explained at (?layer=).")
+    units: list[UnitHitOut] = Field(description="Units ranked by their value on this painting.")
+    by_percentile: list[UnitHitOut] = Field(description="Units ranked by their percentile in the collection.")
+    similar: list[SimilarOut]
+
+
+class ImagePageOut(ExplainedOut):
+    painting: PaintingOut
+
+
+class UploadOut(ExplainedOut):
+    id: str = Field(description="The upload's id (a digest of its bytes); kept only briefly, in memory.")
+    width: int
+    height: int
+    format: str
+    image: str = Field(description="The upload as a JPEG; ?size=.")

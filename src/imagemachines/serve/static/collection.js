@@ -1,0 +1,372 @@
+// imagemachines web interface, collections: the paintings that drive a unit, a painting's own units, and your
+// own painting explained. Plain JavaScript; shares app.js's globals (S, api, $, toast, writeHash, ...).
+// Deep links: the hash of app.js plus index=ID, neg=1, heat=0, image=N (a painting open), upload=ID, at=LAYER.
+"use strict";
+
+const C = {
+  indexes: [], index: null, neg: false, heat: true, image: null, upload: null, at: null,
+  unitGen: 0, viewGen: 0, viewKey: null,
+};
+const EX_K = 12;
+
+// -- small helpers ---------------------------------------------------------------------------------------
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children.filter((c) => c !== null && c !== undefined));
+  return node;
+}
+const q = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== "")).toString();
+const withSize = (url, size) => `${url}${url.includes("?") ? "&" : "?"}size=${size}`;
+const pct = (p) => (p === null || p === undefined ? "" : `${p >= 99.95 ? ">99.9" : p.toFixed(1)}th pct`);
+
+function metaLine(meta) {
+  return [meta.artist, meta.date].filter(Boolean).join(", ");
+}
+
+function linkText(url) {
+  return /wga\.hu/i.test(url) ? "WGA page ↗" : "Web page ↗";
+}
+
+function indexesFor(model) { return C.indexes.filter((i) => i.model === model); }
+function currentIndex() { return C.indexes.find((i) => i.id === C.index) || null; }
+
+// Navigate by changing the hash. A change of the unit or layer goes through app.js's applyHash; a change of
+// collection keys only is applied here (so the unit's large render is not restarted).
+const COLLECTION_KEYS = ["index", "neg", "heat", "image", "upload", "at"];
+function go(changes) {
+  const p = new URLSearchParams(location.hash.replace(/^#/, ""));
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === null || v === undefined || v === false) p.delete(k); else p.set(k, String(v));
+  }
+  const hash = "#" + p.toString().replace(/%40/g, "@").replace(/%2C/g, ",");
+  if (hash === location.hash) return;
+  if (Object.keys(changes).every((k) => COLLECTION_KEYS.includes(k)) && S.info) {
+    history.pushState(null, "", hash);
+    appliedHash = location.hash;   // app.js: this address is shown
+    collectionApply(readHash());
+    if (S.unit !== null && ("index" in changes || "neg" in changes)) showExamples();
+  } else {
+    location.hash = hash;
+  }
+}
+
+// -- hooks called by app.js ------------------------------------------------------------------------------
+function collectionHash(p) {
+  if (C.index) p.set("index", C.index);
+  if (C.neg) p.set("neg", "1");
+  if (!C.heat) p.set("heat", "0");
+  if (C.image !== null) p.set("image", C.image);
+  if (C.upload) p.set("upload", C.upload);
+  if (C.at) p.set("at", C.at);
+}
+
+function collectionApply(h) {
+  const ids = C.indexes.map((i) => i.id);
+  const mine = indexesFor(S.model);
+  C.index = ids.includes(h.index) ? h.index : (mine.find((i) => i.layers.some((l) => l.name === S.layer)) || mine[0] || {}).id || null;
+  C.neg = h.neg === "1";
+  C.heat = h.heat !== "0";
+  C.image = /^\d+$/.test(h.image || "") && C.index ? Number(h.image) : null;
+  C.upload = /^[0-9a-f]{32}$/.test(h.upload || "") ? h.upload : null;
+  C.at = h.at || null;
+  $("ex-neg").checked = C.neg;
+  $("ex-heat").checked = C.heat;
+  setTimeout(() => { showView(); if (S.unit === null) $("examples").hidden = true; }, 0);   // after app.js selected the unit
+}
+
+function collectionUnit() {
+  showExamples();
+  if (!$("painting").hidden) paintingImage();
+}
+
+// -- the unit panel: its paintings -----------------------------------------------------------------------
+async function showExamples() {
+  const box = $("examples");
+  const gen = ++C.unitGen;
+  const mine = indexesFor(S.model);
+  $("detail").classList.toggle("with-examples", mine.length > 0);
+  if (!mine.length || S.unit === null) { box.hidden = true; return; }
+  box.hidden = false;
+  fillIndexSelect(mine);
+  const idx = currentIndex();
+  const grid = $("ex-grid");
+  const note = $("ex-note");
+  if (!idx || !idx.layers.some((l) => l.name === S.layer)) {
+    grid.replaceChildren();
+    note.replaceChildren(`Layer ${S.layer} is not in this index. Indexed layers: `,
+      ...(idx ? idx.layers : []).flatMap((l, i) => [i ? ", " : "", el("a", { href: "#", textContent: l.name,
+        onclick: (e) => { e.preventDefault(); go({ layer: l.name, unit: 0 }); } })]));
+    return;
+  }
+  note.textContent = "Loading the paintings…";
+  grid.dataset.state = "loading";
+  let body;
+  try {
+    body = await api(`/api/indexes/${idx.id}/units/${encodeURIComponent(S.layer)}/${S.unit}?${q({ k: EX_K, negative: C.neg || null })}`);
+  } catch (err) {
+    if (gen === C.unitGen) { note.textContent = err.message; grid.replaceChildren(); }
+    return;
+  }
+  if (gen !== C.unitGen) return;
+  const st = body.stats;
+  note.textContent = `${C.neg ? "Least" : "Most"} activating of ${idx.n_images} paintings in ${idx.folder} · ` +
+    `collection max ${st.max.toFixed(2)}, mean ${st.mean.toFixed(2)}`;
+  grid.replaceChildren(...body.examples.map((ex) => exampleCard(ex)));
+  grid.dataset.state = "done";
+}
+
+function fillIndexSelect(mine) {
+  const sel = $("ex-index");
+  sel.replaceChildren(...mine.map((i) => new Option(`${i.folder} (${i.n_images})`, i.id, false, i.id === C.index)));
+  sel.disabled = mine.length < 2;
+}
+
+function exampleCard(ex) {
+  const img = el("img", { alt: ex.meta.title || ex.path, loading: "lazy" });
+  img.src = C.heat ? withSize(ex.links.overlay, 256) : withSize(ex.links.thumb, 256);
+  img.dataset.thumb = withSize(ex.links.thumb, 256);
+  img.dataset.overlay = withSize(ex.links.overlay, 256);
+  const title = el("span", { className: "ex-title", textContent: ex.meta.title || ex.path });
+  const card = el("figure", { className: "ex-card", tabIndex: 0, title: `${ex.meta.title || ex.path}\n${metaLine(ex.meta)}` },
+    el("div", { className: "ex-frame" }, img),
+    el("figcaption", {}, title,
+      el("span", { className: "ex-meta", textContent: metaLine(ex.meta) }),
+      el("span", { className: "ex-value", textContent: `#${ex.rank} · ${ex.value.toFixed(2)} · ${pct(ex.percentile)}` }),
+      ex.meta.link ? el("a", { className: "ex-link", href: ex.meta.link, target: "_blank", rel: "noopener noreferrer",
+        textContent: linkText(ex.meta.link), onclick: (e) => e.stopPropagation() }) : null));
+  card.dataset.imageId = ex.image_id;
+  const open = () => go({ image: ex.image_id, upload: null, index: C.index });
+  card.addEventListener("click", open);
+  card.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
+  return card;
+}
+
+function setHeat(on) {
+  C.heat = on;
+  for (const img of document.querySelectorAll("#ex-grid img")) img.src = on ? img.dataset.overlay : img.dataset.thumb;
+  if (!$("painting").hidden) paintingImage();
+  writeHash(false);
+}
+
+// -- the painting view (an indexed painting or an upload) ------------------------------------------------
+const view = { body: null };
+
+async function showView() {
+  const pane = $("painting");
+  if (C.image === null && !C.upload) { pane.hidden = true; C.viewKey = null; return; }
+  pane.hidden = false;
+  const key = JSON.stringify([C.index, C.image, C.upload, viewLayer(), S.model]);
+  if (key === C.viewKey) { paintingImage(); return; }
+  C.viewKey = key;
+  const gen = ++C.viewGen;
+  $("pv-title").textContent = "Loading…";
+  $("pv-meta").replaceChildren();
+  $("pv-units").replaceChildren();
+  $("pv-similar").replaceChildren();
+  $("pv-img").removeAttribute("src");
+  let body;
+  try {
+    body = C.upload
+      ? await api(`/api/uploads/${C.upload}?${q(uploadContext())}`)
+      : await api(`/api/indexes/${C.index}/images/${C.image}?${q({ layer: viewLayer() })}`);
+  } catch (err) {
+    if (gen !== C.viewGen) return;
+    $("pv-title").textContent = C.upload && err.status === 404 ? "This upload is no longer on the server" : "Cannot show this painting";
+    $("pv-meta").replaceChildren(el("p", { className: "bad", textContent: err.message }));
+    return;
+  }
+  if (gen !== C.viewGen) return;
+  view.body = body;
+  showPainting(body);
+}
+
+// The layer whose units a painting view ranks: as chosen (at=), else the open unit's layer when it has
+// spatial maps, else the server's default (the deepest block).
+function viewLayer() {
+  if (C.at) return C.at;
+  return S.info && S.info.kind === "channel" && S.info.height > 1 ? S.layer : null;
+}
+
+function uploadContext() {
+  const idx = currentIndex();
+  return idx && idx.model === S.model ? { index: idx.id, layer: viewLayer() } : { model: S.model, layer: viewLayer() };
+}
+
+function unitOnPainting() {
+  // The unit whose heatmap the large image shows: the selected unit (from the unit panel), if any.
+  return S.unit !== null ? { layer: S.layer, channel: S.unit } : null;
+}
+
+function paintingImage() {
+  const body = view.body;
+  if (!body) return;
+  const img = $("pv-img");
+  const unit = unitOnPainting();
+  const base = body.painting ? body.painting.links : { thumb: body.image, page: `/api/uploads/${body.id}` };
+  let src = withSize(base.thumb, 768);
+  let caption = "";
+  if (unit && C.heat) {
+    const ctx = body.painting ? "" : `&${q({ model: body.model, index: body.index })}`;
+    src = withSize(`${base.page}/overlay?layer=${encodeURIComponent(unit.layer)}&channel=${unit.channel}${ctx}`, 768);
+    caption = `Heatmap of ${unit.layer} · ${S.info && S.info.labels ? S.info.labels[unit.channel] : `channel ${unit.channel}`}`;
+  }
+  if (img.getAttribute("src") !== src) img.src = src;
+  $("pv-caption").textContent = caption;
+  $("pv-heat").checked = C.heat;
+  $("pv-heat").parentElement.hidden = !unit;
+}
+
+function showPainting(body) {
+  const p = body.painting;
+  const meta = p ? p.meta : {};
+  $("pv-title").textContent = p ? (meta.title || p.path) : "Your painting";
+  const rows = [];
+  const add = (k, v) => { if (v) rows.push(el("dt", { textContent: k }), el("dd", {}, v)); };
+  if (p) {
+    add("Artist", meta.artist); add("Date", meta.date); add("Label", meta.label); add("File", p.path);
+    add("Size", `${p.width} × ${p.height}`);
+    if (meta.link) add("Link", el("a", { href: meta.link, target: "_blank", rel: "noopener noreferrer", textContent: linkText(meta.link) }));
+  } else {
+    add("Size", `${body.width} × ${body.height} (${body.format})`);
+    add("Kept", "only briefly, in the server's memory");
+  }
+  $("pv-meta").replaceChildren(el("dl", { className: "recipe" }, ...rows));
+  paintingImage();
+  const layerSel = $("pv-layer");
+  layerSel.replaceChildren(...body.layers.map((n) => new Option(n, n, false, n === body.layer)));
+  const ranked = body.by_percentile.length ? body.by_percentile : body.units;
+  $("pv-rank").textContent = body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation";
+  $("pv-units").replaceChildren(...ranked.map((hit, i) => unitRow(hit, i < 6)));
+  $("pv-similar-head").hidden = !body.similar.length;
+  $("pv-similar").replaceChildren(...body.similar.map((s) => {
+    const card = el("figure", { className: "ex-card small", tabIndex: 0, title: `${s.meta.title || ""}\n${metaLine(s.meta)}` },
+      el("div", { className: "ex-frame" }, el("img", { src: withSize(s.links.thumb, 128), alt: s.meta.title || "", loading: "lazy" })),
+      el("figcaption", {}, el("span", { className: "ex-title", textContent: s.meta.title || `#${s.image_id}` }),
+        el("span", { className: "ex-value", textContent: `similarity ${s.score.toFixed(2)}` })));
+    card.dataset.imageId = s.image_id;
+    card.addEventListener("click", () => go({ image: s.image_id, upload: null, index: body.index }));
+    return card;
+  }));
+}
+
+function unitRow(hit, withRender) {
+  const name = hit.label ? `${hit.label}` : `channel ${hit.channel}`;
+  const render = el("img", { className: "pv-render", alt: `render of ${hit.layer} ${name}` });
+  if (withRender) renderThumb(render, hit.layer, hit.channel); else render.classList.add("none");
+  const row = el("button", { className: "pv-unit", type: "button", title: `Open ${hit.layer} ${name}` },
+    el("img", { className: "pv-heat", src: withSize(hit.overlay, 96), alt: `heatmap of ${name}`, loading: "lazy" }),
+    render,
+    el("span", { className: "pv-unit-text" },
+      el("b", { textContent: name }), el("small", { textContent: hit.layer }),
+      el("small", { textContent: `${hit.value.toFixed(2)}${hit.percentile !== null ? ` · ${pct(hit.percentile)}` : ""}` })));
+  row.dataset.channel = hit.channel;
+  row.addEventListener("click", () => go({ layer: hit.layer, unit: hit.channel, image: null, upload: null }));
+  return row;
+}
+
+async function renderThumb(img, layer, channel) {
+  try {
+    const r = await api("/api/renders", { method: "POST", body: JSON.stringify({
+      model: S.model, layer, unit: channel, method: S.method, size: S.grid, steps: gridSteps(), seed: S.seed }) });
+    for (let tries = 0; tries < 600; tries++) {
+      const s = tries ? await api(r.links.self) : r;
+      if (s.state === "done") { img.src = r.links.image; return; }
+      if (["failed", "cancelled"].includes(s.state) || !img.isConnected) return;
+      await sleep(1000);
+    }
+  } catch (_) { /* a thumbnail is optional */ }
+}
+
+// -- uploads ---------------------------------------------------------------------------------------------
+async function uploadFile(file) {
+  if (!file) return;
+  if (!file.type.startsWith("image/")) { toast(`${file.name} is not an image.`); return; }
+  toast(`Explaining ${file.name}…`);
+  while (!S.info) await sleep(50);   // a file dropped while the page is still starting
+  try {
+    const res = await fetch(`/api/uploads?${q(uploadContext())}`, {
+      method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    const body = await res.json().catch(() => null);
+    if (!res.ok) throw new Error(body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`);
+    $("toast").classList.remove("show");
+    go({ upload: body.id, image: null });
+  } catch (err) {
+    toast(err.message);
+  }
+}
+
+// -- start -----------------------------------------------------------------------------------------------
+const COLLECTION_HTML = `
+  <section id="examples" class="examples" hidden aria-label="Paintings of the collection">
+    <div class="ex-head">
+      <h3>In the collection</h3>
+      <select id="ex-index" aria-label="Collection index"></select>
+      <label title="The paintings that drive the unit least"><input id="ex-neg" type="checkbox"> least</label>
+      <label title="Show where in each painting the unit fires"><input id="ex-heat" type="checkbox" checked> heatmap</label>
+    </div>
+    <p id="ex-note" class="ex-note"></p>
+    <div id="ex-grid" class="ex-grid"></div>
+  </section>`;
+
+const PAINTING_HTML = `
+  <section id="painting" class="painting" hidden role="dialog" aria-label="Painting">
+    <div class="pv-stage">
+      <img id="pv-img" alt="The painting">
+      <p id="pv-caption" class="pv-caption"></p>
+    </div>
+    <div class="pv-side">
+      <div class="detail-head">
+        <h2 id="pv-title"></h2>
+        <button id="pv-close" class="icon" title="Close (Esc)" aria-label="Close painting">×</button>
+      </div>
+      <label class="pv-toggle"><input id="pv-heat" type="checkbox" checked> heatmap of the selected unit</label>
+      <div id="pv-meta"></div>
+      <h3>Units it drives most <select id="pv-layer" aria-label="Layer"></select></h3>
+      <p id="pv-rank" class="ex-note"></p>
+      <div id="pv-units" class="pv-units"></div>
+      <h3 id="pv-similar-head">Similar paintings</h3>
+      <div id="pv-similar" class="ex-grid small"></div>
+    </div>
+  </section>
+  <div id="dropzone" class="dropzone" hidden><p>Drop a painting to see which units it drives</p></div>
+  <input id="upload-file" type="file" accept="image/*" hidden>`;
+
+async function startCollections() {
+  // the unit pane: its render and recipe (left) beside the unit's paintings (right)
+  const detail = $("detail");
+  const head = detail.querySelector(".detail-head");
+  const left = el("div", { className: "detail-left" }, ...[...detail.children].filter((c) => c !== head));
+  const body = el("div", { className: "detail-body" }, left);
+  body.insertAdjacentHTML("beforeend", COLLECTION_HTML);
+  detail.append(body);
+  $("main").insertAdjacentHTML("beforeend", PAINTING_HTML);
+  const button = el("button", { id: "upload-btn", className: "docs", type: "button", textContent: "Explain a painting…",
+    title: "Pick or drop an image file: which units does it drive?" });
+  document.querySelector(".bar .docs").before(button);
+  button.addEventListener("click", () => $("upload-file").click());
+  $("upload-file").addEventListener("change", (e) => { uploadFile(e.target.files[0]); e.target.value = ""; });
+  $("ex-index").addEventListener("change", (e) => go({ index: e.target.value, image: null }));
+  $("ex-neg").addEventListener("change", (e) => go({ neg: e.target.checked ? 1 : null }));
+  $("ex-heat").addEventListener("change", (e) => setHeat(e.target.checked));
+  $("pv-heat").addEventListener("change", (e) => setHeat(e.target.checked));
+  $("pv-close").addEventListener("click", () => go({ image: null, upload: null }));
+  $("pv-layer").addEventListener("change", (e) => go({ at: e.target.value }));
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("painting").hidden) { e.stopImmediatePropagation(); go({ image: null, upload: null }); }
+  }, true);
+  let depth = 0;
+  const zone = $("dropzone");
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  window.addEventListener("dragenter", (e) => { if (hasFiles(e)) { depth++; zone.hidden = false; } });
+  window.addEventListener("dragleave", () => { depth = Math.max(0, depth - 1); if (!depth) zone.hidden = true; });
+  window.addEventListener("dragover", (e) => { if (hasFiles(e)) e.preventDefault(); });
+  window.addEventListener("drop", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0; zone.hidden = true;
+    uploadFile(e.dataTransfer.files[0]);
+  });
+  try { C.indexes = await api("/api/indexes"); } catch (_) { C.indexes = []; }
+}
+
+const collectionsReady = startCollections();
