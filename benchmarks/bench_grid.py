@@ -1,0 +1,186 @@
+"""The web interface's first grid screen, timed in headless Chromium against a live server.
+
+    .venv/bin/python -m benchmarks.bench_grid [--repeats 2] [--threads 2] [--quick]
+
+A live server (uvicorn in a thread, real MobileNetV2 weights, CPU, empty render cache) and a headless Chromium
+page of 1280×800 px opening the interface with its defaults (the default layer, 64-px thumbnails). Measured
+from navigation start: the first thumbnail shown, and the whole first screen — every card visible in the
+gallery at the start showing its finished image. Variants (interleaved, a fresh cache each run):
+
+- ``interface``: the interface as shipped (thumbnail steps and scheduler batching as they are now);
+- ``before`` (with ``--before REV``): the same, but the page runs ``app.js`` as it was at git revision REV;
+- ``engine only``: the same thumbnails (units, size, steps, seed, batches) rendered by ``render()`` directly,
+  no server or browser: the floor that interface work alone cannot go below.
+
+Writes section ``grid-cpu`` of docs/benchmarks.md unless ``--quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.report import machine, write_section
+from imagemachines.models import load_model
+from imagemachines.serve.app import create_app
+from imagemachines.serve.schemas import Limits
+from imagemachines.vis import Unit, render
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.serve.conftest import live_server  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+WATCH = """() => {
+  const gallery = document.getElementById('gallery');
+  const cards = [...document.querySelectorAll('#grid .card')];
+  if (!cards.length) return null;
+  if (!window.__screen) {
+    const box = gallery.getBoundingClientRect();
+    window.__screen = cards.filter((c) => { const r = c.getBoundingClientRect();
+      return r.bottom > box.top && r.top < box.bottom && r.right > box.left && r.left < box.right; });
+  }
+  const done = (c) => c.dataset.state === 'done' && c.querySelector('img').complete &&
+    c.querySelector('img').naturalWidth > 0 && !c.querySelector('img').src.includes('step=');
+  const shown = (c) => c.querySelector('img').classList.contains('shown');
+  if (!window.__first && window.__screen.some(shown)) window.__first = performance.now();
+  if (window.__screen.every(done)) return {first: window.__first || performance.now(), all: performance.now(),
+    n: window.__screen.length, layer: document.getElementById('layer').value,
+    info: document.getElementById('layer-info').innerText};
+  return null;
+}"""
+
+
+def interface_run(browser, model, timeout_s: float, app_js: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({model.name: model}, cache_dir=Path(tmp) / "cache", limits=Limits())
+        try:
+            with live_server(app) as base:
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+                if app_js is not None:
+                    page.route("**/static/app.js", lambda route: route.fulfill(
+                        body=app_js, content_type="text/javascript", headers={"Cache-Control": "no-store"}))
+                page.goto(f"{base}/")
+                handle = page.wait_for_function(WATCH, polling=50, timeout=timeout_s * 1000)
+                result = handle.json_value()
+                page.close()
+        finally:
+            app.state.scheduler.close()
+    return {"first": result["first"] / 1000, "all": result["all"] / 1000, "n": result["n"],
+            "layer": result["layer"], "info": result["info"]}
+
+
+def engine_run(model, layer: str, n: int, size: int, steps: int, batch: int) -> float:
+    """Seconds for ``render()`` alone to make the same n thumbnails in batches of *batch*."""
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        render(model, [Unit(layer, c) for c in range(start, min(n, start + batch))], size=size, steps=steps)
+    return time.perf_counter() - t0
+
+
+def plateau(model, layer: str, n: int, size: int, steps: int, every: int) -> list[tuple[int, float]]:
+    """Mean activation of n thumbnails' 8-bit images (scored at *size*, no transforms) every *every* steps."""
+    from imagemachines.vis.objectives import Channel
+
+    tap, channels, curve = model.tap([layer]), list(range(n)), []
+
+    def on_progress(p):
+        if p.images is not None:
+            with torch.no_grad():
+                x = (p.images * 255).round() / 255
+                curve.append((p.step, Channel(layer, channels)(tap(model.normalize(x))).mean().item()))
+
+    render(model, [Unit(layer, c) for c in channels], size=size, steps=steps, preview_every=every,
+           on_progress=on_progress)
+    return curve
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument("--before", default=None, help="git revision whose app.js to compare with (interleaved)")
+    ap.add_argument("--quick", action="store_true", help="one run, nothing written")
+    args = ap.parse_args()
+    if args.quick:
+        args.repeats = 1
+    torch.set_num_threads(args.threads)
+    from playwright.sync_api import sync_playwright
+
+    model = load_model("mobilenet_v2", device="cpu")
+    limits = Limits()
+    times: dict[str, list[float]] = {"first": [], "all": [], "engine": [], "before first": [], "before all": []}
+    old_js = None if args.before is None else subprocess.run(
+        ["git", "show", f"{args.before}:src/imagemachines/serve/static/app.js"], cwd=ROOT, check=True,
+        capture_output=True, text=True).stdout
+    meta: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for rep in range(args.repeats):
+                if old_js is not None:
+                    b = interface_run(browser, model, args.timeout, old_js)
+                    times["before first"].append(b["first"])
+                    times["before all"].append(b["all"])
+                    print(f"run {rep}, app.js of {args.before}: first {b['first']:.1f}s, all {b['all']:.1f}s",
+                          flush=True)
+                r = interface_run(browser, model, args.timeout)
+                meta = r
+                steps = int(r["info"].split(" steps")[0].rsplit(" ", 1)[-1])
+                meta["steps"] = steps
+                e = engine_run(model, r["layer"], r["n"], 64, steps, limits.batch_for(64))
+                times["first"].append(r["first"])
+                times["all"].append(r["all"])
+                times["engine"].append(e)
+                print(f"run {rep}: {r['layer']} {r['n']} cards, first {r['first']:.1f}s, all {r['all']:.1f}s; "
+                      f"engine alone {e:.1f}s", flush=True)
+        finally:
+            browser.close()
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    curve = plateau(model, meta["layer"], 8, 64, 4 * meta["steps"], meta["steps"] // 4)
+    load = __import__("os").getloadavg()[0]
+    text = "\n".join([
+        "## Interface: first grid screen (`benchmarks/bench_grid.py`, cpu)",
+        "",
+        f"{machine()}; load average {load:.1f} at the end (other work shared the two cores). Headless Chromium, "
+        f"1280×800 px, the interface's defaults: layer {meta['layer']} of mobilenet_v2, 64-px thumbnails, "
+        f"{meta['steps']} steps, seed 0; the first screen is the {meta['n']} cards visible at the start. "
+        f"Median of {args.repeats} runs (each with an empty render cache), from navigation start:",
+        "",
+        "| | seconds | runs |",
+        "|---|---|---|",
+        *([f"| `app.js` of {args.before}: first thumbnail shown | {med['before first']:.1f} | "
+           f"{', '.join(f'{t:.1f}' for t in times['before first'])} |",
+           f"| `app.js` of {args.before}: whole first screen finished | {med['before all']:.1f} | "
+           f"{', '.join(f'{t:.1f}' for t in times['before all'])} |"] if old_js is not None else []),
+        f"| this checkout: first thumbnail shown | {med['first']:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in times['first'])} |",
+        f"| this checkout: whole first screen finished | **{med['all']:.1f}** | "
+        f"{', '.join(f'{t:.1f}' for t in times['all'])} |",
+        f"| the same thumbnails by `render()` alone (no server, no browser) | {med['engine']:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in times['engine'])} |",
+        "",
+        f"Do thumbnails need their {meta['steps']} steps? Mean activation of 8 thumbnails of {meta['layer']} (64 px, "
+        "8-bit, no transforms) by step:",
+        "",
+        "| step | " + " | ".join(str(s) for s, _ in curve) + " |",
+        "|---|" + "---|" * len(curve),
+        "| activation | " + " | ".join(f"{a:.2f}" for _, a in curve) + " |",
+    ])
+    print(text)
+    if not args.quick:
+        write_section("grid-cpu", text)
+
+
+if __name__ == "__main__":
+    main()
