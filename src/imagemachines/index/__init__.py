@@ -14,9 +14,20 @@ Layout on disk and guarantees (incremental, resumable, exact shard merge): :mod:
 
 from __future__ import annotations
 
-from imagemachines.index.build import build_index, choose_layers, default_layers, default_out
-from imagemachines.index.query import CollectionIndex, open_index
-from imagemachines.index.records import Example, ImageInfo, UnitStats
+import importlib
 
-__all__ = ["CollectionIndex", "Example", "ImageInfo", "UnitStats", "build_index", "choose_layers",
-           "default_layers", "default_out", "open_index"]
+_EXPORTS = {
+    "build_index": "build", "choose_layers": "build", "default_layers": "build", "default_out": "build",
+    "CollectionIndex": "query", "open_index": "query",
+    "Example": "records", "ImageInfo": "records", "UnitStats": "records",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Names are imported on first use, so the CLI (and ``imagemachines --help``) does not pay for torch here."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'imagemachines.index' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"imagemachines.index.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
