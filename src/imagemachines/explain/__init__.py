@@ -11,7 +11,7 @@ Names are imported on first use, so the CLI (and ``imagemachines --help``) does 
 
 from __future__ import annotations
 
-import importlib
+from imagemachines.lazy import lazy_exports
 
 _EXPORTS = {
     "Explanation": "lookup", "UnitHit": "lookup", "check_index_model": "lookup", "explain_image": "lookup",
@@ -21,10 +21,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'imagemachines.explain' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"imagemachines.explain.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -14,7 +14,7 @@ Layout on disk and guarantees (incremental, resumable, exact shard merge): :mod:
 
 from __future__ import annotations
 
-import importlib
+from imagemachines.lazy import lazy_exports
 
 _EXPORTS = {
     "build_index": "build", "choose_layers": "build", "default_layers": "build", "default_out": "build",
@@ -23,11 +23,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    """Names are imported on first use, so the CLI (and ``imagemachines --help``) does not pay for torch here."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'imagemachines.index' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"imagemachines.index.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

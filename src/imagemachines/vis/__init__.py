@@ -12,7 +12,7 @@ importing torch.
 
 from __future__ import annotations
 
-import importlib
+from imagemachines.lazy import lazy_exports
 
 _EXPORTS = {
     "contact_sheet": "io", "read_recipe": "io", "save_render": "io",
@@ -25,10 +25,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'imagemachines.vis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"imagemachines.vis.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
