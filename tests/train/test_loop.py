@@ -158,3 +158,126 @@ def test_a_crash_mid_epoch_resumes_to_the_same_weights_and_scaler_state(tmp_path
     assert b["resume"]["scaler"] == a["resume"]["scaler"]
     wa, wb = (load_file(str(r / m["resume"]["model"]["file"])) for r, m in ((straight, a), (run, b)))
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+class Bar:
+    """A stand-in for tqdm that keeps what the loop told it."""
+
+    made: list[Bar] = []
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.updates, self.postfix, self.closed = kwargs, [], [], False
+        Bar.made.append(self)
+
+    def update(self, n):
+        self.updates.append(n)
+
+    def set_postfix(self, **kwargs):
+        self.postfix.append(kwargs)
+
+    def close(self):
+        self.closed = True
+
+
+def fixed_model_epoch(**kwargs):
+    """The epoch of the sums test (two batches, one bad image, one empty batch) on a model that does not change."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    xs, ys = [torch.randn(4, 3, 2, 2), torch.randn(2, 3, 2, 2)], [[0, 1, 2, 0], [2, 2]]
+    with torch.no_grad():
+        logits = torch.cat([model(x) for x in xs])  # batch by batch, as the loop sees them
+    empty = Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), [(7, "x")])
+    loader = Loader([batch(xs[0], ys[0], [(3, "y")]), empty, batch(xs[1], ys[1])])
+    opts = {"amp": Amp(CPU, True), "aux_weight": 0.0, "set_mode": model.train, "dist": Dist(), "device": CPU,
+            "desc": "epoch 1", **kwargs}
+    result = train_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.0), nn.CrossEntropyLoss(), **opts)
+    return result, logits, torch.tensor(ys[0] + ys[1])
+
+
+def test_the_progress_bar_counts_every_image_and_shows_running_loss_and_accuracy(monkeypatch):
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    Bar.made.clear()
+    result, logits, y = fixed_model_epoch()
+    [bar] = Bar.made
+    assert bar.kwargs == {"total": 8, "desc": "epoch 1", "unit": "img", "disable": False, "dynamic_ncols": True}
+    assert bar.updates == [5, 1, 2] and bar.closed  # bad images count as done too
+    first = F.cross_entropy(logits[:4], y[:4]).item(), (logits[:4].argmax(1) == y[:4]).float().mean().item()
+    assert bar.postfix[0] == {"loss": f"{first[0]:.3f}", "acc": f"{first[1]:.3f}", "refresh": False}
+    assert bar.postfix[-1] == {"loss": f"{result.loss:.3f}", "acc": f"{result.accuracy:.3f}", "refresh": False}
+    assert len(bar.postfix) == 2  # none for the empty batch
+    Bar.made.clear()
+    fixed_model_epoch(dist=Dist(rank=1, world=1))  # only the main process draws
+    assert Bar.made[0].kwargs["disable"] is True
+
+
+def test_the_sums_are_float64_and_all_reduced_before_averaging(monkeypatch):
+    """Two identical processes, faked: every all-reduce doubles its tensor. The averages stay, the image count
+    doubles, and the loss keeps float64 precision."""
+    reduced, asked = [], []
+
+    def twice(t, dist):
+        reduced.append(t.dtype)
+        return t.mul_(2)
+
+    def smallest(value, dist, device):
+        asked.append(device)
+        return value
+
+    monkeypatch.setattr(loop.D, "sum_", twice)
+    monkeypatch.setattr(loop.D, "min_", smallest)
+    result, logits, y = fixed_model_epoch()
+    assert result.images == 12 and reduced == [torch.float64] and asked == [CPU] * 3
+    per_batch = [F.cross_entropy(logits[s], y[s], reduction="sum").item() for s in (slice(0, 4), slice(4, 6))]
+    expected = (per_batch[0] + per_batch[1]) * 2 / 12  # summed in float64 (float32 would be off by ~1e-7)
+    assert result.loss == pytest.approx(expected, rel=1e-12)
+    assert result.accuracy == pytest.approx((logits.argmax(1) == y).double().mean().item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("bf16", [True, False], ids=["bfloat16", "float16"])
+def test_amp_on_cuda_takes_bfloat16_where_supported_else_float16_with_a_scaler(monkeypatch, bf16):
+    """The choice itself, without a GPU: bfloat16 needs no gradient scaler, float16 does."""
+    import warnings
+
+    made = []
+
+    class Scaler:
+        def __init__(self, device, enabled):
+            made.append((device, enabled))
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.amp, "GradScaler", Scaler)
+    amp = Amp(torch.device("cuda"), True)
+    assert amp.enabled and amp.dtype == (torch.bfloat16 if bf16 else torch.float16)
+    assert made == [("cuda", not bf16)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available": the context is made, not entered
+        ctx = amp.autocast()
+    assert isinstance(ctx, torch.autocast) and (ctx.device, ctx.fast_dtype) == ("cuda", amp.dtype)
+    off = Amp(torch.device("cuda"), False)
+    assert not off.enabled and made[-1] == ("cuda", False)
+    assert not isinstance(off.autocast(), torch.autocast)
+
+
+def test_a_one_image_epoch_averages_over_that_one_image_and_times_itself():
+    import time
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = torch.randn(1, 3, 2, 2)
+    with torch.no_grad():
+        logits = model(x)
+    label = int(logits.argmax(1))  # predicted right: accuracy 1
+    before = time.perf_counter()
+    result = epoch(model, Loader([batch(x, [label])]), torch.optim.SGD(model.parameters(), lr=0.0))
+    elapsed = time.perf_counter() - before
+    assert (result.images, result.accuracy) == (1, 1.0)
+    assert result.loss == pytest.approx(F.cross_entropy(logits, torch.tensor([label])).item(), rel=1e-6)
+    assert 0 < result.seconds <= elapsed
+
+
+def test_to_device_moves_images_and_labels():
+    from imagemachines.train.loop import to_device
+
+    meta = torch.device("meta")  # a device without memory: any tensor left on the CPU shows
+    x, y = to_device(batch(torch.zeros(2, 3, 4, 4), [1, 0]), meta)
+    assert (x.device, y.device, x.shape, y.dtype) == (meta, meta, (2, 3, 4, 4), torch.long)
