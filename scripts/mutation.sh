@@ -24,12 +24,16 @@ declare -A TESTS=(
   [models/fuse]="tests/vis/test_taps.py"
   [models/taps]="tests/vis/test_taps.py"
   [train/loop]="tests/train/test_loop.py"
+  [index/accumulate]="tests/index/test_accumulate.py tests/index/test_api.py tests/index/test_incremental.py"
+  [index/merge]="tests/index/test_accumulate.py tests/index/test_api.py tests/index/test_incremental.py"
+  [index/passes]="tests/index/test_accumulate.py tests/index/test_api.py tests/index/test_incremental.py tests/index/test_metadata_errors.py"
 )
 # tests left out of a module's run because they take long and kill nothing that faster tests don't
 declare -A SKIP=(
   [serve/scheduler]="test_memory_stays_flat_over_many_requests"
 )
-ORDER=(serve/scheduler wga/fetch wga/download models/fuse models/taps vis/classic vis/render train/loop)
+ORDER=(serve/scheduler wga/fetch wga/download models/fuse models/taps vis/classic vis/render train/loop
+       index/accumulate index/merge index/passes)
 modules=("$@")
 [[ ${#modules[@]} -gt 0 ]] || modules=("${ORDER[@]}")
 
@@ -57,8 +61,22 @@ pytest_add_cli_args_test_selection = $tests
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not slow and not browser and not weights", "-k", "not __none__$skip", "-x", "-q"]
 process_isolation = "forkserver"
 use_git_change_detection = false
+also_copy = ["conftest.py"]
 TOML
   } > "$work/pyproject.toml"
+  # Run each mutant's fastest tests first (by the durations mutmut measured), so that with -x a killed mutant
+  # costs its quickest killing test rather than whatever pytest happens to collect first.
+  cat > "$work/conftest.py" <<'PY'
+import json
+from pathlib import Path
+
+
+def pytest_collection_modifyitems(items):
+    stats = Path("mutmut-stats.json")
+    if stats.is_file():
+        duration = json.loads(stats.read_text()).get("duration_by_test", {})
+        items.sort(key=lambda item: duration.get(item.nodeid, 0.0))
+PY
   echo "== $mod against $tests"
   start=$(date +%s)
   (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || {

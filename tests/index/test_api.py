@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from imagemachines.index import build_index, open_index
 from imagemachines.index.maps import activation_maps, heat_overlay, peak_cell
+from imagemachines.index.merge import HIST_BINS
 
 from .conftest import RADIUS
 
@@ -54,3 +56,32 @@ def test_activation_map_peak_is_the_recorded_cell_and_on_the_blob(blobnet, colle
         # the colour layer alone (overlay = ½ image + ½ heat colours): bright on the blob, black elsewhere
         heat = 2 * np.asarray(overlay, dtype=float) - np.asarray(img.convert("RGB"), dtype=float)
         assert heat[centre[1], centre[0]].sum() > 400 and heat[2, 2].sum() < 50
+
+
+def test_statistics_quantiles_and_pooled_rows_agree_with_every_images_values(blobnet, collection, tmp_path):
+    """With k as large as the collection, the top examples list every image's spatial maximum: the unit's
+    count, mean, std, min, max, quantiles (to a histogram bin) and percentiles must agree with those values, and
+    each pooled row must be the spatial mean of that image's activation map."""
+    idx = open_index(build_index(blobnet, collection.root, tmp_path / "idx", k=16, chunk_size=3, batch_size=2,
+                                 progress=False))
+    for layer, channel in (("features.2", 0), ("features.0", 1)):
+        examples = idx.examples(layer, channel)
+        values = np.array([e.value for e in examples])
+        assert len(values) == 16 and sorted({e.image_id for e in examples}) == list(range(16))
+        s = idx.stats(layer, channel)
+        assert s.count == 16 and (s.min, s.max) == (values.min(), values.max())
+        assert s.mean == pytest.approx(values.mean(), rel=1e-5, abs=1e-6)
+        assert s.std == pytest.approx(values.std(), rel=1e-5, abs=1e-6)
+        assert s.std > 0.1  # the spread is real, not a default
+        tolerance = 2 * (s.max - s.min) / HIST_BINS + 2e-3 * np.abs(values).max()  # a bin; float16 maxima
+        for q, v in s.quantiles.items():
+            assert abs(v - np.quantile(values, q, method="inverted_cdf")) <= tolerance, (layer, q)
+        for e in examples:  # linear inside a bin: between the share below the value and the share up to it
+            below, upto = 100 * (values < e.value).mean(), 100 * (values <= e.value).mean()
+            assert below - 1e-6 <= e.percentile <= upto + 1e-6, (layer, e)
+        pooled = np.asarray(idx.pooled(layer), dtype=np.float32)
+        assert pooled.shape == (16, idx.channels(layer))
+        for image_id in (0, 7, 15):
+            img = Image.open(idx.image_file(image_id))
+            amap = activation_maps(blobnet, [img], layer, [channel])
+            assert pooled[image_id, channel] == pytest.approx(float(amap.mean()), rel=2e-3, abs=2e-3)
