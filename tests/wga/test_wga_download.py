@@ -236,3 +236,46 @@ def test_pausing_the_rate_limiter_holds_it_for_that_long():
     assert before + 30 <= limiter._paused_until <= time.monotonic() + 30
     limiter.pause(1)  # a shorter pause does not cut a longer one short
     assert limiter._paused_until >= before + 30
+
+
+def test_retry_missing_still_fetches_pending_and_failed_items(server, data_dir, keys):
+    gone = keys[-1]  # 404 on the server
+    server.always = {keys[0]: "500"}
+    download(data_dir, [keys[0], gone], server.url, DownloadOptions(**{**FAST, "retries": 0}), progress=False)
+    server.always = {}
+    report = download(data_dir, [keys[0], keys[1], gone], server.url, DownloadOptions(**FAST, retry_missing=True),
+                      progress=False)  # failed, new (pending) and missing: all three are asked for again
+    assert report.counts == {"ok": 2, "missing": 1} and report.fetched == 2
+    assert server.requests[f"/art/{gone}.jpg"] == 2
+
+
+def test_a_download_looks_only_at_its_own_selection(server, data_dir, keys):
+    download(data_dir, keys[:3], server.url, DownloadOptions(**FAST), progress=False)
+    report = download(data_dir, keys[3:5], server.url, DownloadOptions(**FAST), progress=False)
+    assert (report.selected, report.already, report.fetched, report.counts) == (2, 0, 2, {"ok": 2})
+
+
+def test_an_item_whose_name_the_filesystem_refuses_is_tried_again_on_a_rerun(server, data_dir, keys, jpegs):
+    bad = "x" * 300  # a file name longer than any filesystem allows: reconciling it raises OSError
+    server.images = {**jpegs, bad: jpegs[keys[0]]}
+    for attempt in (1, 2):
+        report = download(data_dir, [keys[0], bad], server.url, DownloadOptions(**FAST), progress=False)
+        assert report.counts == {"ok": 1, "failed": 1}
+        assert server.requests[f"/art/{bad}.jpg"] == attempt
+
+
+def test_a_vanished_file_is_marked_pending_before_any_fetch(server, data_dir, keys, monkeypatch):
+    from imagemachines.wga import download as download_module
+
+    download(data_dir, keys[:4], server.url, DownloadOptions(**FAST), progress=False)
+    (store_dir(data_dir, "art") / f"{keys[0]}.jpg").unlink()
+
+    async def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C before the first request
+
+    monkeypatch.setattr(download_module, "_run", interrupted)
+    report = download(data_dir, keys[:4], server.url, DownloadOptions(**FAST), progress=False)
+    assert report.interrupted and report.counts == {"ok": 3, "pending": 1}
+    with Manifest(manifest_db(data_dir), readonly=True) as m:
+        [item] = m.items("art", states=("pending",))
+    assert (item.id, item.reason) == (keys[0], "file changed or vanished on disk")
