@@ -249,10 +249,24 @@ def test_retry_missing_still_fetches_pending_and_failed_items(server, data_dir, 
     assert server.requests[f"/art/{gone}.jpg"] == 2
 
 
-def test_a_download_looks_only_at_its_own_selection(server, data_dir, keys):
+def test_a_download_looks_only_at_its_own_selection_and_counts_what_it_found(server, data_dir, keys):
     download(data_dir, keys[:3], server.url, DownloadOptions(**FAST), progress=False)
     report = download(data_dir, keys[3:5], server.url, DownloadOptions(**FAST), progress=False)
     assert (report.selected, report.already, report.fetched, report.counts) == (2, 0, 2, {"ok": 2})
+    with Manifest(manifest_db(data_dir)) as m:  # two files renamed into place, then killed before recording
+        m.set_state("art", keys[0], "pending")
+        m.set_state("art", keys[3], "pending")
+    report = download(data_dir, keys[:6], server.url, DownloadOptions(**FAST), progress=False)
+    assert (report.selected, report.already, report.adopted, report.fetched) == (6, 3, 2, 1)
+
+
+def test_a_leftover_file_beyond_the_pixel_bound_is_not_adopted(server, data_dir, keys):
+    download(data_dir, keys[:1], server.url, DownloadOptions(**FAST), progress=False)
+    with Manifest(manifest_db(data_dir)) as m:
+        m.set_state("art", keys[0], "pending")
+    report = download(data_dir, keys[:1], server.url, DownloadOptions(**{**FAST, "retries": 0}, max_pixels=6143),
+                      progress=False)  # the stored 96×64 picture is above this bound
+    assert report.adopted == 0 and report.counts == {"failed": 1}
 
 
 def test_an_item_whose_name_the_filesystem_refuses_is_tried_again_on_a_rerun(server, data_dir, keys, jpegs):
