@@ -293,3 +293,32 @@ def test_a_vanished_file_is_marked_pending_before_any_fetch(server, data_dir, ke
     with Manifest(manifest_db(data_dir), readonly=True) as m:
         [item] = m.items("art", states=("pending",))
     assert (item.id, item.reason) == (keys[0], "file changed or vanished on disk")
+
+
+def test_each_fetch_gets_the_options_retry_policy_and_seeded_generator(server, data_dir, keys, monkeypatch):
+    import random
+
+    from imagemachines.wga import fetch as fetch_module
+
+    seen = []
+    real_fetch = fetch_module.fetch
+
+    async def spy(client, url, limiter, policy, check, rng, dest, max_bytes):
+        seen.append((policy, rng.getstate(), max_bytes))
+        return await real_fetch(client, url, limiter, policy, check, rng, dest, max_bytes)
+
+    monkeypatch.setattr(fetch_module, "fetch", spy)
+    options = DownloadOptions(**{**FAST, "concurrency": 1, "seed": 7, "backoff": 0.02}, max_retry_after=9.0,
+                              max_bytes=123_456)
+    download(data_dir, keys[:2], server.url, options, progress=False)
+    (policy, state, max_bytes), _ = seen
+    assert (policy.retries, policy.backoff, policy.max_retry_after, max_bytes) == (3, 0.02, 9.0, 123_456)
+    assert state == random.Random(7).getstate()
+
+
+def test_the_manifest_records_how_many_attempts_an_image_took(server, data_dir, keys):
+    server.inject(keys[0], "500", "503")
+    download(data_dir, keys[:2], server.url, DownloadOptions(**FAST), progress=False)
+    with Manifest(manifest_db(data_dir), readonly=True) as m:
+        attempts = {it.id: it.attempts for it in m.items("art", keys[:2])}
+    assert attempts == {keys[0]: 3, keys[1]: 1}
