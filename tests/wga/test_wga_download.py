@@ -276,6 +276,8 @@ def test_an_item_whose_name_the_filesystem_refuses_is_tried_again_on_a_rerun(ser
         report = download(data_dir, [keys[0], bad], server.url, DownloadOptions(**FAST), progress=False)
         assert report.counts == {"ok": 1, "failed": 1}
         assert server.requests[f"/art/{bad}.jpg"] == attempt
+        [(reason, n)] = report.reasons.items()
+        assert n == 1 and reason.startswith("OSError: ") and "File name too long" in reason
 
 
 def test_a_vanished_file_is_marked_pending_before_any_fetch(server, data_dir, keys, monkeypatch):
@@ -316,9 +318,11 @@ def test_each_fetch_gets_the_options_retry_policy_and_seeded_generator(server, d
     assert state == random.Random(7).getstate()
 
 
-def test_the_manifest_records_how_many_attempts_an_image_took(server, data_dir, keys):
+def test_the_manifest_records_how_many_attempts_an_image_took_and_the_report_its_bytes(server, data_dir, keys):
     server.inject(keys[0], "500", "503")
-    download(data_dir, keys[:2], server.url, DownloadOptions(**FAST), progress=False)
+    report = download(data_dir, keys[:3], server.url, DownloadOptions(**FAST), progress=False)
     with Manifest(manifest_db(data_dir), readonly=True) as m:
-        attempts = {it.id: it.attempts for it in m.items("art", keys[:2])}
-    assert attempts == {keys[0]: 3, keys[1]: 1}
+        items = m.items("art", keys[:3])
+    assert {it.id: it.attempts for it in items} == {keys[0]: 3, keys[1]: 1, keys[2]: 1}
+    assert report.bytes == sum(it.bytes for it in items) == sum(
+        (store_dir(data_dir, "art") / it.path).stat().st_size for it in items)
