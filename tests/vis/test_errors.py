@@ -33,6 +33,22 @@ def test_class_out_of_range_says_the_range():
         render(tiny_loaded_model(), Unit("logits", 7), steps=1, size=16)
 
 
+@pytest.mark.parametrize(("layer", "x", "y", "inside"), [
+    ("features.2", 0, 0, True), ("features.2", 7, 7, True), ("features.2", 8, 0, False),
+    ("features.2", 0, 8, False), ("features.2", 8, 8, False),
+    ("logits", 0, 0, True), ("logits", 1, 0, False), ("logits", 0, 1, False),  # a vector: one position
+])
+def test_neuron_range_includes_both_first_and_last_position(layer, x, y, inside):
+    from imagemachines.vis.render import check_unit
+
+    unit = Unit(layer, 1, x, y)
+    if inside:
+        check_unit(tiny_loaded_model(), unit, 16)
+    else:
+        with pytest.raises(UnitOutOfRange, match="is outside layer"):
+            check_unit(tiny_loaded_model(), unit, 16)
+
+
 def test_neuron_out_of_range_says_the_range():
     with pytest.raises(UnitOutOfRange, match=r"8×8 for 16-px images: use x 0\.\.7, y 0\.\.7"):
         render(tiny_loaded_model(), Unit("features.2", 1, 8, 2), steps=1, size=16)

@@ -18,6 +18,7 @@ from imagemachines.vis import (
     save_render,
     score,
 )
+from imagemachines.vis.objectives import PerImage
 from imagemachines.vis.render import units_objective
 from tests.conftest import tiny_loaded_model
 
@@ -161,7 +162,19 @@ def test_units_in_text_form():
 
 def test_units_objective_is_vectorised_for_one_layer():
     obj = units_objective([Unit("a", 1), Unit("a", 2)])
-    assert isinstance(obj, Channel) and obj.channel == [1, 2]
+    assert isinstance(obj, Channel) and obj.channel == [1, 2] and obj.border == 0
+    assert units_objective([Unit("a", 1), Unit("a", 2)], border=2).border == 2
+    neurons = units_objective([Unit("a", 1, 0, 1), Unit("a", 2, 3, 2)])
+    assert isinstance(neurons, Neuron) and (neurons.channel, neurons.x, neurons.y) == ([1, 2], [0, 3], [1, 2])
+
+
+def test_units_objective_mixing_layers_is_one_objective_per_image_with_the_border():
+    mixed = units_objective([Unit("a", 1), Unit("b", 2), Unit("c", 3, 1, 1), Unit("d", 4, 2, 0)], border=2)
+    assert isinstance(mixed, PerImage) and mixed.layers == ("a", "b", "c", "d")
+    a, b, c, d = mixed.objectives
+    assert isinstance(a, Channel) and (a.channel, a.border) == ([1], 2) and b.channel == [2]
+    assert isinstance(c, Neuron) and (c.channel, c.x, c.y) == ([3], [1], [1]) and d.layers == ("d",)
+    assert isinstance(units_objective([Unit("c", 3, 1, 1), Unit("d", 4, 2, 0)]), PerImage)  # neurons, two layers
 
 
 def test_method_defaults_are_documented_numbers():
