@@ -218,3 +218,40 @@ def test_maco_keeps_the_magnitude_spectrum_it_is_given(tmp_path):
     [natural] = render(model, Unit(PRE_RELU, 1), method="maco", size=32, steps=4, crops=2)
     assert stripe_share(measured) > 0.2 > 0.02 > stripe_share(natural), (stripe_share(measured),
                                                                          stripe_share(natural))
+
+
+def test_the_recipe_lists_every_option_but_size_and_steps():
+    from dataclasses import asdict
+
+    from imagemachines.vis.recipes import make_recipe
+
+    [r] = render(tiny_loaded_model(), Unit(PRE_RELU, 4), size=32, steps=2, lr=0.07)
+    expected = asdict(make_recipe("lucid", 32, 2, lr=0.07))
+    del expected["size"], expected["steps"]
+    assert r.recipe["options"] == expected and r.recipe["options"]["lr"] == 0.07
+    assert isinstance(r.recipe["options"]["transforms"], dict)  # nested settings as plain data
+    assert (r.recipe["size"], r.recipe["steps"]) == (32, 2)
+
+
+def test_lucid_starts_from_the_parameterization_it_is_asked_for(monkeypatch):
+    import importlib
+
+    from imagemachines.errors import UserError
+
+    render_module = importlib.import_module("imagemachines.vis.render")  # the package's `render` is the function
+
+    made = []
+    for name in ("FourierImage", "PixelImage"):
+        real = getattr(render_module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            made.append((_name, kwargs))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(render_module, name, spy)
+    model = tiny_loaded_model()
+    render(model, Unit(PRE_RELU, 4), size=32, steps=1, parameterization="pixel")
+    render(model, Unit(PRE_RELU, 4), size=32, steps=1, parameterization="fourier", decay_power=0.5)
+    assert made == [("PixelImage", {}), ("FourierImage", {"decay_power": 0.5})]
+    with pytest.raises(UserError, match="Unknown parameterization 'hsv': use fourier or pixel"):
+        render(model, Unit(PRE_RELU, 4), size=32, steps=1, parameterization="hsv")
