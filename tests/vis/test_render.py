@@ -255,3 +255,63 @@ def test_lucid_starts_from_the_parameterization_it_is_asked_for(monkeypatch):
     assert made == [("PixelImage", {}), ("FourierImage", {"decay_power": 0.5})]
     with pytest.raises(UserError, match="Unknown parameterization 'hsv': use fourier or pixel"):
         render(model, Unit(PRE_RELU, 4), size=32, steps=1, parameterization="hsv")
+
+
+def _render_module():
+    import importlib
+
+    return importlib.import_module("imagemachines.vis.render")
+
+
+def test_defaults_seed_0_one_image_and_a_preview_only_at_the_end():
+    model = tiny_loaded_model()
+    seen = []
+    [plain] = render(model, Unit(PRE_RELU, 4), size=32, steps=2, on_progress=seen.append)
+    [seeded] = render(model, Unit(PRE_RELU, 4), size=32, steps=2, seed=0)
+    assert np.array_equal(np.asarray(plain.image), np.asarray(seeded.image)) and plain.recipe["seed"] == 0
+    assert [p.images is not None for p in seen] == [False, True]
+    assert len(render(model, Channel(PRE_RELU, 1), size=32, steps=1)) == 1
+
+
+def test_classic_progress_counts_every_step_of_every_octave():
+    seen = []
+    render(tiny_loaded_model(), Unit(PRE_RELU, 4), method="classic", size=24, steps=2, octaves=3,
+           on_progress=seen.append)
+    assert [(p.step, p.total) for p in seen] == [(s, 6) for s in range(1, 7)]
+    assert seen[-1].images is not None
+
+
+def test_classic_objectives_ignore_the_recipes_border_and_others_none(monkeypatch):
+    module = _render_module()
+    borders = []
+    real = module.units_objective
+
+    def spy(units, border=0):
+        borders.append(border)
+        return real(units, border)
+
+    monkeypatch.setattr(module, "units_objective", spy)
+    model = tiny_loaded_model()
+    render(model, Unit(PRE_RELU, 4), method="classic", size=24, steps=1, octaves=1)
+    render(model, Unit(PRE_RELU, 4), method="classic", size=24, steps=1, octaves=1, border=3)
+    render(model, Unit(PRE_RELU, 4), size=24, steps=1)
+    assert set(borders[:1]) == {2} and borders[-1] == 0 and 3 in borders
+
+
+def test_a_render_takes_one_to_max_batch_units(monkeypatch):
+    from imagemachines.errors import UserError
+
+    monkeypatch.setattr(_render_module(), "MAX_BATCH", 3)
+    model = tiny_loaded_model()
+    assert len(render(model, [Unit(PRE_RELU, c) for c in range(3)], size=16, steps=1)) == 3
+    for n in (0, 4):
+        with pytest.raises(UserError, match=f"A render takes 1 to 3 units at once; got {n}"):
+            render(model, [Unit(PRE_RELU, c) for c in range(n)], size=16, steps=1)
+
+
+def test_the_final_picture_is_rounded_and_clamped_to_8_bits(monkeypatch):
+    module = _render_module()
+    values = torch.tensor([-0.5, 0.0, 0.3, 0.5, 1.0, 1.5])
+    monkeypatch.setattr(module, "_run", lambda *args: values.repeat(2).view(1, 1, 1, 12).expand(1, 3, 12, 12).clone())
+    [r] = render(tiny_loaded_model(), Unit(PRE_RELU, 4), size=12, steps=1)
+    assert np.asarray(r.image)[0, :6, 0].tolist() == [0, 0, 76, 128, 255, 255]
