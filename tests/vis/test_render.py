@@ -315,3 +315,17 @@ def test_the_final_picture_is_rounded_and_clamped_to_8_bits(monkeypatch):
     monkeypatch.setattr(module, "_run", lambda *args: values.repeat(2).view(1, 1, 1, 12).expand(1, 3, 12, 12).clone())
     [r] = render(tiny_loaded_model(), Unit(PRE_RELU, 4), size=12, steps=1)
     assert np.asarray(r.image)[0, :6, 0].tolist() == [0, 0, 76, 128, 255, 255]
+
+
+def test_the_recipe_names_the_unit_its_position_the_device_version_and_class():
+    from imagemachines import __version__
+
+    model = tiny_loaded_model()
+    unit = Unit(PRE_RELU, 4, 1, 2)
+    [n] = render(model, unit, size=32, steps=1)
+    assert {k: n.recipe[k] for k in ("unit", "layer", "channel", "kind", "x", "y", "device", "imagemachines")} == {
+        "unit": str(unit), "layer": PRE_RELU, "channel": 4, "kind": "neuron", "x": 1, "y": 2, "device": "cpu",
+        "imagemachines": __version__}
+    assert "options" in n.recipe and "class_name" not in n.recipe
+    [c] = render(model, Unit("logits", 3), size=32, steps=1)
+    assert (c.recipe["kind"], c.recipe["class_name"]) == ("class", "class3")
