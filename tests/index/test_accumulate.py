@@ -51,6 +51,15 @@ def test_empty_accumulator():
     assert acc.low.tolist() == [float("inf")] * 3 and acc.high.tolist() == [float("-inf")] * 3
     mean, std = acc.mean_std()
     assert mean.tolist() == [0.0] * 3 and std.tolist() == [0.0] * 3
+    assert_dtypes(acc)
+
+
+def assert_dtypes(acc):
+    """Values float32, keys and cells and the count int64, statistics float64."""
+    dtypes = {name: getattr(acc, name).dtype for name in UnitAccumulator.FIELDS}
+    assert dtypes == {"top_v": torch.float32, "top_key": torch.int64, "top_cell": torch.int64,
+                      "bot_v": torch.float32, "bot_key": torch.int64, "bot_cell": torch.int64, "count": torch.int64,
+                      "total": torch.float64, "total_sq": torch.float64, "low": torch.float64, "high": torch.float64}
 
 
 @pytest.mark.parametrize("batch", [1, 5, 23])
@@ -59,7 +68,7 @@ def test_top_and_bottom_k_are_the_best_values_with_ties_broken_by_the_smaller_ke
     acc = fed(maxima, cells, keys, 4, batch)
     assert as_rows(acc.top_v, acc.top_key, acc.top_cell) == expected_best(maxima, cells, keys, 4, True)
     assert as_rows(acc.bot_v, acc.bot_key, acc.bot_cell) == expected_best(maxima, cells, keys, 4, False)
-    assert acc.top_v.dtype == torch.float32 and acc.top_cell.dtype == torch.int64
+    assert_dtypes(acc)
 
 
 def test_running_statistics_are_float64_sums_of_the_maxima():
@@ -74,6 +83,9 @@ def test_running_statistics_are_float64_sums_of_the_maxima():
     mean, std = acc.mean_std()
     np.testing.assert_allclose(mean.numpy(), d.mean(0), rtol=1e-12)
     np.testing.assert_allclose(std.numpy(), d.std(0), rtol=1e-9)
+    one = fed(maxima[:1], cells[:1], keys[:1], 2, 1)
+    mean, std = one.mean_std()
+    assert mean.tolist() == d[0].tolist() and std.tolist() == [0.0] * 3
 
 
 def test_merging_any_partition_equals_one_pass():
@@ -87,7 +99,7 @@ def test_merging_any_partition_equals_one_pass():
             merged.merge(fed(maxima[a:b], cells[a:b], keys[a:b], 5, 3))
         for name in UnitAccumulator.FIELDS:
             assert torch.equal(getattr(merged, name), getattr(whole, name)), name
-    with pytest.raises(ValueError, match="channel counts"):
+    with pytest.raises(ValueError, match="^cannot merge accumulators of layers with different channel counts$"):
         whole.merge(UnitAccumulator.empty(2, 5))
 
 
