@@ -165,3 +165,15 @@ def test_summarise_gives_each_units_spatial_maximum_its_cell_and_mean():
     torch.testing.assert_close(mean, torch.tensor([[5 / 12, 7 / 12], [3 / 12, -1.0]]))
     maxima, cells, mean = out["logits"]  # a vector is its own maximum and mean, in cell 0
     assert maxima.tolist() == vec.tolist() and cells.tolist() == [[0, 0], [0, 0]] and mean.tolist() == vec.tolist()
+
+
+def test_a_layer_without_any_image_merges_to_zeros(tmp_path):
+    from imagemachines.index.merge import merge_layer
+    from imagemachines.index.store import layer_file, load_tensors
+
+    merge_layer(tmp_path, [], "layer", 3, 4, False, np.array([], dtype=np.int64), np.array([], dtype=np.int64), 0)
+    t = load_tensors(layer_file(tmp_path, "layer"))
+    assert t["count"].tolist() == [0] and t["top_value"].shape == (3, 0)
+    for name in ("min", "max", "mean", "std", "quantiles"):
+        assert t[name].abs().max() == 0, name  # not ±inf, not NaN
+    assert t["histogram"].sum() == 0

@@ -23,6 +23,7 @@ def test_top_examples_are_the_red_images_strongest_first_with_the_blob_position(
     out = build_index(blobnet, collection.root, tmp_path / "idx", k=8, chunk_size=4, progress=False)
     idx = open_index(out)
     assert idx.n_images == 16 and idx.layers == ["features.0", "features.1", "features.2", "pool.0", "logits"]
+    assert len(idx.examples("features.2", 0)) == 8  # k of 16 images, merged from four chunks
     top = idx.examples("features.2", 0, k=len(collection.red))
     assert [idx.image(e.image_id).path for e in top] == [p for p, _ in collection.red]
     assert all(a.value > b.value > 0 for a, b in zip(top, top[1:], strict=False))
