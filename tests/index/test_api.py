@@ -86,3 +86,12 @@ def test_statistics_quantiles_and_pooled_rows_agree_with_every_images_values(blo
             img = Image.open(idx.image_file(image_id))
             amap = activation_maps(blobnet, [img], layer, [channel])
             assert pooled[image_id, channel] == pytest.approx(float(amap.mean()), rel=2e-3, abs=2e-3)
+
+
+def test_an_index_without_pooled_rows_has_no_pooled_files(blobnet, collection, tmp_path):
+    from imagemachines.index.store import pooled_file
+
+    out = build_index(blobnet, collection.root, tmp_path / "idx", k=3, pooled=False, progress=False)
+    idx = open_index(out)
+    assert all(idx.pooled(layer) is None and not pooled_file(out, layer).exists() for layer in idx.layers)
+    assert idx.examples("features.2", 0)[0].value > 0  # the rest of the index is there
