@@ -72,3 +72,19 @@ def test_other_settings_in_the_same_folder_are_refused_unless_rebuild(blobnet, c
         build_index(blobnet, collection.root, tmp_path / "idx", k=5, progress=False)
     idx = open_index(build_index(blobnet, collection.root, tmp_path / "idx", k=5, rebuild=True, progress=False))
     assert idx.k == 5 and (tmp_path / "idx" / DATABASE).is_file()
+
+
+def test_merging_the_chunks_again_gives_the_same_index_and_names_each_layer(blobnet, collection, tmp_path):
+    from imagemachines.index.merge import merge_all
+
+    from .conftest import snapshot
+
+    out = build_index(blobnet, collection.root, tmp_path / "idx", k=4, chunk_size=5, progress=False)
+    idx = open_index(out)
+    before, layers = snapshot(idx), {layer: idx.channels(layer) for layer in idx.layers}
+    conn, seen = connect(out), []
+    try:
+        assert merge_all(out, conn, layers, 4, True, on_layer=seen.append) == 16
+    finally:
+        conn.close()
+    assert seen == list(layers) and snapshot(open_index(out)) == before
