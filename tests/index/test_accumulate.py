@@ -124,6 +124,10 @@ def test_histogram_counts_every_chunks_maxima_between_each_units_low_and_high(tm
     for c in range(2):
         expected, _ = np.histogram(stored[:, c].numpy(), bins=8, range=(float(low[c]), float(high[c])))
         assert hist[c].tolist() == expected.tolist()
+    # a one-unit layer whose chunk holds a single image counts that image too
+    save_tensors(chunk_file(tmp_path, 7), {"one/maxima": torch.tensor([[0.5]]).half()})
+    save_tensors(chunk_file(tmp_path, 8), {"one/maxima": torch.tensor([[0.0], [1.0]]).half()})
+    assert histogram([7, 8], tmp_path, "one", torch.zeros(1), torch.ones(1), bins=4).tolist() == [[1, 0, 1, 1]]
     # a unit that never saw an image (low = inf) puts its zeros in the first bin instead of failing
     dead = histogram([0], tmp_path, "layer", torch.tensor([float("inf"), -1.0]), torch.tensor([0.0, 3.0]), bins=4)
     assert dead[0].tolist() == [0, 0, 0, 5]
@@ -137,6 +141,11 @@ def test_quantiles_are_linear_inside_the_histogram_bins():
     torch.testing.assert_close(q[0], torch.tensor([0.01, 0.25, 0.5, 0.99]))  # a uniform spread: q itself
     # all ten images in bin 50 of [-2, 2] (0 … 0.04): spread evenly across it
     torch.testing.assert_close(q[1], torch.tensor([0.0004, 0.01, 0.02, 0.0396]))
+    # uneven bins: the quantile lands inside a bin, after earlier ones: [2, 4, 4] images over [0, 3]
+    uneven = quantiles_from_histogram(torch.tensor([[2, 4, 4], [0, 1, 0]]), torch.zeros(2), torch.tensor([3.0, 3.0]),
+                                      qs=(0.1, 0.5, 0.9))
+    torch.testing.assert_close(uneven[0], torch.tensor([0.5, 1.75, 2.75]))
+    torch.testing.assert_close(uneven[1], torch.tensor([1.1, 1.5, 1.9]))  # one image: spread across its bin
     # no image at all (merge_layer gives such a unit min = max = 0): zeros, not NaN
     empty = quantiles_from_histogram(torch.zeros(1, 4, dtype=torch.int32), torch.zeros(1), torch.zeros(1), qs=(0.5,))
     assert empty.tolist() == [[0.0]]
@@ -146,11 +155,13 @@ def test_image_keys_become_rows_and_unknown_keys_are_refused():
     sorted_keys, rows = np.array([3, 8, 20]), np.array([2, 0, 1])
     assert _rows(torch.tensor([20, 3, 8, 8]), sorted_keys, rows).tolist() == [1, 2, 0, 0]
     assert _rows(torch.zeros(0, dtype=torch.int64), sorted_keys, rows).shape == (0,)
+    message = "^index chunks name images the table does not hold; rebuild the index with --rebuild$"
     for unknown in ([4], [21]):
-        with pytest.raises(RuntimeError, match="--rebuild"):
+        with pytest.raises(RuntimeError, match=message):
             _rows(torch.tensor(unknown), sorted_keys, rows)
-    with pytest.raises(RuntimeError, match="--rebuild"):
-        _rows(torch.tensor([3]), np.array([], dtype=np.int64), np.array([], dtype=np.int64))
+    for table in ([], [5]):  # an empty table, and a key beyond the only one
+        with pytest.raises(RuntimeError, match=message):
+            _rows(torch.tensor([9]), np.array(table, dtype=np.int64), np.arange(len(table)))
 
 
 def test_summarise_gives_each_units_spatial_maximum_its_cell_and_mean():
