@@ -188,3 +188,35 @@ def test_a_layer_without_any_image_merges_to_zeros(tmp_path):
     for name in ("min", "max", "mean", "std", "quantiles"):
         assert t[name].abs().max() == 0, name  # not ±inf, not NaN
     assert t["histogram"].sum() == 0
+
+
+def test_run_chunks_commits_each_chunk_even_an_empty_one_and_reports_every_batch(blobnet, tmp_path):
+    from imagemachines.index.passes import run_chunks
+    from imagemachines.index.store import connect, load_tensors
+
+    from .conftest import make_collection
+
+    col = make_collection(tmp_path / "images", n_red=3, n_tint=2, n_grey=0)
+    paths = sorted([p for p, _ in col.red] + col.tints)
+    (tmp_path / "idx").mkdir()
+    conn = connect(tmp_path / "idx")
+    conn.executemany("INSERT INTO chunks (id, state) VALUES (?, 'planned')", [(1,), (2,), (3,)])
+    conn.executemany("INSERT INTO images (key, path, sha256, bytes, mtime_ns, status, chunk) "
+                     "VALUES (?, ?, '', 0, 0, 'pending', ?)",
+                     [(100 + i, p, 1 if i < 3 else 2) for i, p in enumerate(paths)])
+    conn.commit()
+    layers, batches = {"features.2": 2}, []
+    assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [3], layers, 2, pooled=True, batch_size=2,
+                      workers=0) == 0  # chunk 3 holds no image
+    assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [1, 2], layers, 2, pooled=True, batch_size=2,
+                      workers=0, on_batch=batches.append) == 5
+    assert batches == [2, 1, 2]  # batches never straddle two chunks
+    assert conn.execute("SELECT id FROM chunks WHERE state = 'done' ORDER BY id").fetchall() == [(1,), (2,), (3,)]
+    assert conn.execute("SELECT COUNT(*) FROM images WHERE status = 'ok'").fetchone() == (5,)
+    empty = load_tensors(chunk_file(tmp_path / "idx", 3))
+    assert empty["keys"].shape == (0,) and empty["features.2/pooled"].shape == (0, 2)
+    assert empty["features.2/maxima"].shape == (0, 2) and empty["features.2/top_v"].shape == (2, 0)
+    first = load_tensors(chunk_file(tmp_path / "idx", 1))
+    assert first["keys"].tolist() == [100, 101, 102] and first["keys"].dtype == torch.int64
+    assert first["features.2/top_v"].shape == (2, 2)  # k = 2 of the chunk's 3 images
+    conn.close()
