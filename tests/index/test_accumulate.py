@@ -197,26 +197,33 @@ def test_run_chunks_commits_each_chunk_even_an_empty_one_and_reports_every_batch
     from .conftest import make_collection
 
     col = make_collection(tmp_path / "images", n_red=3, n_tint=2, n_grey=0)
-    paths = sorted([p for p, _ in col.red] + col.tints)
+    for bad in ("blue/a-bad.png", "red/a-bad.png"):
+        (col.root / bad).write_bytes(b"not a picture")
+    # chunk 1 in path order: blue/a-bad, blue/tint-00 | red/a-bad, red/red-00 (batches of 2: one bad image each)
+    chunk_of = {"blue/a-bad.png": 1, "blue/tint-00.png": 1, "red/a-bad.png": 1, "red/red-00.png": 1,
+                "blue/tint-01.png": 2, "red/red-01.png": 2, "red/red-02.png": 2}
     (tmp_path / "idx").mkdir()
     conn = connect(tmp_path / "idx")
     conn.executemany("INSERT INTO chunks (id, state) VALUES (?, 'planned')", [(1,), (2,), (3,)])
     conn.executemany("INSERT INTO images (key, path, sha256, bytes, mtime_ns, status, chunk) "
                      "VALUES (?, ?, '', 0, 0, 'pending', ?)",
-                     [(100 + i, p, 1 if i < 3 else 2) for i, p in enumerate(paths)])
+                     [(100 + i, p, c) for i, (p, c) in enumerate(sorted(chunk_of.items()))])
     conn.commit()
+    key = {p: 100 + i for i, p in enumerate(sorted(chunk_of))}
     layers, batches = {"features.2": 2}, []
     assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [3], layers, 2, pooled=True, batch_size=2,
                       workers=0) == 0  # chunk 3 holds no image
     assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [1, 2], layers, 2, pooled=True, batch_size=2,
-                      workers=0, on_batch=batches.append) == 5
-    assert batches == [2, 1, 2]  # batches never straddle two chunks
+                      workers=0, on_batch=batches.append) == 7
+    assert batches == [2, 2, 2, 1]  # bad images count as done; batches never straddle two chunks
     assert conn.execute("SELECT id FROM chunks WHERE state = 'done' ORDER BY id").fetchall() == [(1,), (2,), (3,)]
-    assert conn.execute("SELECT COUNT(*) FROM images WHERE status = 'ok'").fetchone() == (5,)
+    status = dict(conn.execute("SELECT path, status FROM images"))
+    assert status == {p: "bad" if "bad" in p else "ok" for p in chunk_of}
     empty = load_tensors(chunk_file(tmp_path / "idx", 3))
     assert empty["keys"].shape == (0,) and empty["features.2/pooled"].shape == (0, 2)
     assert empty["features.2/maxima"].shape == (0, 2) and empty["features.2/top_v"].shape == (2, 0)
-    first = load_tensors(chunk_file(tmp_path / "idx", 1))
-    assert first["keys"].tolist() == [100, 101, 102] and first["keys"].dtype == torch.int64
-    assert first["features.2/top_v"].shape == (2, 2)  # k = 2 of the chunk's 3 images
+    first, second = (load_tensors(chunk_file(tmp_path / "idx", c)) for c in (1, 2))
+    assert first["keys"].tolist() == [key["blue/tint-00.png"], key["red/red-00.png"]]
+    assert second["keys"].tolist() == [key[p] for p in ("blue/tint-01.png", "red/red-01.png", "red/red-02.png")]
+    assert second["features.2/top_v"].shape == (2, 2) and second["features.2/pooled"].shape == (3, 2)
     conn.close()
