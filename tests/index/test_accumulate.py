@@ -226,4 +226,5 @@ def test_run_chunks_commits_each_chunk_even_an_empty_one_and_reports_every_batch
     assert first["keys"].tolist() == [key["blue/tint-00.png"], key["red/red-00.png"]]
     assert second["keys"].tolist() == [key[p] for p in ("blue/tint-01.png", "red/red-01.png", "red/red-02.png")]
     assert second["features.2/top_v"].shape == (2, 2) and second["features.2/pooled"].shape == (3, 2)
+    assert second["features.2/maxima"].dtype == second["features.2/pooled"].dtype == torch.float16  # half the disk
     conn.close()
