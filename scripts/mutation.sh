@@ -3,6 +3,8 @@
 #
 #   scripts/mutation.sh                      # every module below, one after the other
 #   scripts/mutation.sh serve/scheduler ...  # only these (paths under src/imagemachines, without .py)
+#   scripts/mutation.sh --survivors vis/render  # after writing tests: rerun only the mutants an earlier run of
+#                                            # this module did not kill, against the current tests (src unchanged)
 #
 # Each module gets a scratch copy of src/ and tests/ under mutants/<module>/ (git-ignored) with a pyproject.toml
 # whose [tool.mutmut] section names that module and its tests; mutmut copies it once more into mutants/ there.
@@ -34,6 +36,8 @@ declare -A SKIP=(
 )
 ORDER=(serve/scheduler wga/fetch wga/download models/fuse models/taps vis/classic vis/render train/loop
        index/accumulate index/merge index/passes)
+survivors=0
+if [[ ${1:-} == --survivors ]]; then survivors=1; shift; fi
 modules=("$@")
 [[ ${#modules[@]} -gt 0 ]] || modules=("${ORDER[@]}")
 
@@ -43,6 +47,18 @@ mkdir -p "$ROOT/mutants"
 for mod in "${modules[@]}"; do
   [[ -n "${TESTS[$mod]:-}" ]] || { echo "unknown module $mod; known: ${ORDER[*]}" >&2; exit 2; }
   work="$ROOT/mutants/${mod//\//-}"
+  if (( survivors )); then
+    [[ -s "$work/results.txt" ]] || { echo "no earlier run of $mod to rerun" >&2; continue; }
+    if ! cmp -s "$ROOT/src/imagemachines/$mod.py" "$work/src/imagemachines/$mod.py"; then
+      echo "$mod.py changed since its run: rerun it whole" >&2; continue; fi
+    rm -rf "$work/tests" && cp -r "$ROOT/tests" "$work/tests"  # mutmut finds the new tests and maps them
+    names=$(awk -F: '/: /{gsub(/ /, "", $1); print $1}' "$work/results.txt")
+    echo "== $mod: rerunning $(echo "$names" | wc -w) mutants not killed before"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" $names > rerun.log 2>&1) || {
+      echo "mutmut failed for $mod; see $work/rerun.log" >&2; tail -20 "$work/rerun.log" >&2; continue; }
+  else
   rm -rf "$work"
   mkdir -p "$work"
   (cd "$ROOT" && tar --exclude=__pycache__ -cf - src tests) | tar -xf - -C "$work"
@@ -81,10 +97,13 @@ PY
   start=$(date +%s)
   (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || {
     echo "mutmut failed for $mod; see $work/run.log" >&2; tail -20 "$work/run.log" >&2; continue; }
+  fi
   (cd "$work" && env -u PYTHONPATH "$MUTMUT" results --all true > all.txt 2>&1 || true)
   (cd "$work" && env -u PYTHONPATH "$MUTMUT" results > results.txt 2>&1 || true)
   total=$(grep -c ': ' "$work/all.txt" || true)
   killed=$(grep -c ': killed' "$work/all.txt" || true)
-  line="$mod: killed $killed / $total ($(( $(date +%s) - start )) s); not killed: $(grep -c ': ' "$work/results.txt" || true)"
+  timeout=$(grep -c ': timeout' "$work/all.txt" || true)
+  what=$( (( survivors )) && echo "survivors rerun" || echo "run")
+  line="$mod ($what): killed $killed + $timeout timeouts / $total ($(( $(date +%s) - start )) s); survived or other: $(grep -c ': ' "$work/results.txt" || true)"
   echo "$line" | tee -a "$ROOT/mutants/summary.txt"
 done
