@@ -213,18 +213,20 @@ def test_run_chunks_commits_each_chunk_even_an_empty_one_and_reports_every_batch
     layers, batches = {"features.2": 2}, []
     assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [3], layers, 2, pooled=True, batch_size=2,
                       workers=0) == 0  # chunk 3 holds no image
-    assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [1, 2], layers, 2, pooled=True, batch_size=2,
+    assert run_chunks(blobnet, col.root, tmp_path / "idx", conn, [2, 1], layers, 2, pooled=True, batch_size=2,
                       workers=0, on_batch=batches.append) == 7
-    assert batches == [2, 2, 2, 1]  # bad images count as done; batches never straddle two chunks
+    assert batches == [2, 1, 2, 2]  # bad images count as done; batches never straddle two chunks
     assert conn.execute("SELECT id FROM chunks WHERE state = 'done' ORDER BY id").fetchall() == [(1,), (2,), (3,)]
     status = dict(conn.execute("SELECT path, status FROM images"))
     assert status == {p: "bad" if "bad" in p else "ok" for p in chunk_of}
     empty = load_tensors(chunk_file(tmp_path / "idx", 3))
     assert empty["keys"].shape == (0,) and empty["features.2/pooled"].shape == (0, 2)
     assert empty["features.2/maxima"].shape == (0, 2) and empty["features.2/top_v"].shape == (2, 0)
+    assert (empty["keys"].dtype, empty["features.2/maxima"].dtype, empty["features.2/pooled"].dtype) == (
+        torch.int64, torch.float16, torch.float16)  # the same kinds as a chunk with images
     first, second = (load_tensors(chunk_file(tmp_path / "idx", c)) for c in (1, 2))
     assert first["keys"].tolist() == [key["blue/tint-00.png"], key["red/red-00.png"]]
     assert second["keys"].tolist() == [key[p] for p in ("blue/tint-01.png", "red/red-01.png", "red/red-02.png")]
-    assert second["features.2/top_v"].shape == (2, 2) and second["features.2/pooled"].shape == (3, 2)
+    assert second["features.2/top_v"].shape == (2, 2) and second["features.2/pooled"].shape == (3, 2)  # k of 3
     assert second["features.2/maxima"].dtype == second["features.2/pooled"].dtype == torch.float16  # half the disk
     conn.close()
