@@ -329,3 +329,13 @@ def test_the_recipe_names_the_unit_its_position_the_device_version_and_class():
     assert "options" in n.recipe and "class_name" not in n.recipe
     [c] = render(model, Unit("logits", 3), size=32, steps=1)
     assert (c.recipe["kind"], c.recipe["class_name"]) == ("class", "class3")
+
+
+def test_maco_reports_one_value_per_image_and_uses_its_noise_option():
+    model = tiny_loaded_model()
+    opts = {"method": "maco", "size": 32, "steps": 2, "crops": 3}
+    seen = []
+    [quiet] = render(model, Unit(PRE_RELU, 4), **opts, noise=0.0, on_progress=seen.append)
+    assert all(len(p.activations) == 1 for p in seen)  # the crops' values averaged per image
+    [noisy] = render(model, Unit(PRE_RELU, 4), **opts, noise=0.3)
+    assert not np.array_equal(np.asarray(quiet.image), np.asarray(noisy.image))
