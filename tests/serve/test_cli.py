@@ -31,6 +31,9 @@ def started(monkeypatch):
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     monkeypatch.setattr(imagemachines.models, "load_model", lambda name, device=None: tiny_loaded_model())
+    from imagemachines.serve.render_process import RenderProcesses
+
+    monkeypatch.setattr(RenderProcesses, "start", lambda self: seen.update(started_processes=self.processes))
     yield seen
     if "app" in seen:
         seen["app"].state.scheduler.close()
@@ -107,3 +110,18 @@ def test_host_names_and_cache_size_reach_the_app(started, tmp_path):
 def test_a_bad_cache_size_is_a_clear_error(size):
     result = runner.invoke(app, ["serve", "--port", free_port(), "--cache-size", size])
     assert isinstance(result.exception, UserError) and "--cache-size" in str(result.exception)
+
+
+def test_cpu_renders_run_in_their_own_processes_unless_told_otherwise(started, tmp_path):
+    from imagemachines.serve.render_process import RenderProcesses
+
+    result = runner.invoke(app, ["serve", "--cache-dir", str(tmp_path), "--port", free_port(), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    engine = started["app"].state.scheduler.render_fn
+    assert isinstance(engine, RenderProcesses) and engine.processes == 2 == started["started_processes"]
+    assert engine.pids == []  # closed when the server stopped
+    started["app"].state.scheduler.close()
+    result = runner.invoke(app, ["serve", "--cache-dir", str(tmp_path), "--port", free_port(),
+                                 "--render-processes", "0"])
+    assert result.exit_code == 0, result.output
+    assert not isinstance(started["app"].state.scheduler.render_fn, RenderProcesses)

@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -152,27 +152,48 @@ class Scheduler:
 
     def submit(self, spec: RenderSpec) -> Job:
         """The job for *spec*: an existing one (queued, running or cached) or a newly queued one."""
-        key = self.key(spec)
         with self._cond:
-            if self._closing:
-                raise QueueFull(5, 0, "The server is shutting down; try again in a few seconds.")
-            job = self._jobs.get(key)
-            if job is not None and (job.state in ("queued", "running") or
-                                    (job.state == "done" and self.cache.png(key))):
-                self._jobs.move_to_end(key)
-                return job
-            recipe = self.cache.recipe(key)
-            if recipe is not None:
-                self.stats["cache_hits"] += 1
-                return self._remember(self._done_job(key, spec, recipe))
-            if len(self._queued) >= self.limits.max_queue:
-                raise QueueFull(self._retry_after(), len(self._queued))
-            job = Job(key, spec, next(self._seq))
-            self._queued[key] = job
-            self._remember(job)
-            self._ensure_worker()
+            job = self._submit(spec)
             self._cond.notify_all()
             return job
+
+    def submit_many(self, specs: Sequence[RenderSpec]) -> tuple[list[Job | None], int | None]:
+        """Jobs for *specs*, in order, queued at once (so one engine call can take them together); None for
+        each that did not fit in the queue, and then the seconds to wait before asking again for those."""
+        jobs: list[Job | None] = []
+        retry_after = None
+        with self._cond:
+            for spec in specs:
+                try:
+                    jobs.append(self._submit(spec))
+                except QueueFull as exc:
+                    if self._closing:
+                        raise
+                    jobs.append(None)
+                    retry_after = exc.retry_after
+            self._cond.notify_all()
+        return jobs, retry_after
+
+    def _submit(self, spec: RenderSpec) -> Job:
+        key = self.key(spec)
+        if self._closing:
+            raise QueueFull(5, 0, "The server is shutting down; try again in a few seconds.")
+        job = self._jobs.get(key)
+        if job is not None and (job.state in ("queued", "running") or
+                                (job.state == "done" and self.cache.png(key))):
+            self._jobs.move_to_end(key)
+            return job
+        recipe = self.cache.recipe(key)
+        if recipe is not None:
+            self.stats["cache_hits"] += 1
+            return self._remember(self._done_job(key, spec, recipe))
+        if len(self._queued) >= self.limits.max_queue:
+            raise QueueFull(self._retry_after(), len(self._queued))
+        job = Job(key, spec, next(self._seq))
+        self._queued[key] = job
+        self._remember(job)
+        self._ensure_worker()
+        return job
 
     def get(self, job_id: str) -> Job | None:
         """The job *job_id*, from memory or (finished renders of earlier sessions) from the disk cache."""
