@@ -21,10 +21,12 @@ Writes section ``grid-cpu`` of docs/benchmarks.md unless ``--quick``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +72,13 @@ WATCH = """(() => {
 })();"""
 
 
+def _serve(text: str, name: str):
+    """A Playwright route handler that answers with *text* instead of the server's file *name*."""
+    kind = "text/javascript" if name.endswith(".js") else "text/css"
+    return lambda route, _request=None: route.fulfill(body=text, content_type=kind,
+                                                      headers={"Cache-Control": "no-store"})
+
+
 def interface_run(browser, model, timeout_s: float, static: dict[str, str] | None = None, render_fn=None) -> dict:
     """One first screen; *static* replaces files under /static/ (name -> text) to run an older interface."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,9 +87,7 @@ def interface_run(browser, model, timeout_s: float, static: dict[str, str] | Non
             with live_server(app) as base:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 for name, text in (static or {}).items():
-                    kind = "text/javascript" if name.endswith(".js") else "text/css"
-                    page.route(f"**/static/{name}", lambda route, text=text, kind=kind: route.fulfill(
-                        body=text, content_type=kind, headers={"Cache-Control": "no-store"}))
+                    page.route(f"**/static/{name}", _serve(text, name))
                 page.add_init_script(WATCH)
                 page.goto(f"{base}/")
                 handle = page.wait_for_function("window.__result", polling=500, timeout=timeout_s * 1000)
@@ -98,6 +105,46 @@ def engine_run(model, layer: str, n: int, size: int, steps: int, batch: int) -> 
     for start in range(0, n, batch):
         render(model, [Unit(layer, c) for c in range(start, min(n, start + batch))], size=size, steps=steps)
     return time.perf_counter() - t0
+
+
+def engine_in_thread(model, layer: str, n: int, size: int, steps: int, batch: int) -> float:
+    """The same as :func:`engine_run` on a secondary thread, as the server's scheduler calls the engine."""
+    out: list[float] = []
+    thread = threading.Thread(target=lambda: out.append(engine_run(model, layer, n, size, steps, batch)))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def engine_in_processes(processes, model, layer: str, n: int, size: int, steps: int, batch: int) -> float:
+    """The same thumbnails through the render processes (each batch split between them), no server."""
+    t0 = time.perf_counter()
+    for start in range(0, n, batch):
+        processes(model, [Unit(layer, c) for c in range(start, min(n, start + batch))], size=size, steps=steps)
+    return time.perf_counter() - t0
+
+
+def cpu_seconds(children: list[int]) -> dict[str, float]:
+    """CPU seconds used so far by Chromium's processes, the render processes and this process (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"chromium": 0.0, "render processes": 0.0, "server and benchmark": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        used = (int(stat[11]) + int(stat[12])) / tick
+        pid = int(entry.name)
+        if b"chrom" in cmd or b"headless_shell" in cmd:
+            out["chromium"] += used
+        elif pid in children:
+            out["render processes"] += used
+        elif pid == os.getpid():
+            out["server and benchmark"] += used
+    return out
 
 
 def plateau(model, layer: str, n: int, size: int, steps: int, every: int) -> list[tuple[int, float]]:
@@ -135,7 +182,9 @@ def main() -> None:
 
     model = load_model("mobilenet_v2", device="cpu")
     limits = Limits()
-    times: dict[str, list[float]] = {"first": [], "all": [], "engine": [], "before first": [], "before all": []}
+    times: dict[str, list[float]] = {"first": [], "all": [], "engine": [], "before first": [], "before all": [],
+                                     "thread": [], "processes": []}
+    cpu: dict[str, list[float]] = {}
     old = None if args.before is None else {name: subprocess.run(
         ["git", "show", f"{args.before}:src/imagemachines/serve/static/{name}"], cwd=ROOT, check=True,
         capture_output=True, text=True).stdout for name in ("app.js", "style.css")}
@@ -151,16 +200,25 @@ def main() -> None:
                     times["before first"].append(b["first"])
                     times["before all"].append(b["all"])
                     print(f"run {rep}, {args.before}: first {b['first']:.1f}s, all {b['all']:.1f}s", flush=True)
+                before = cpu_seconds(processes.pids)
                 r = interface_run(browser, model, args.timeout, render_fn=processes)
+                after = cpu_seconds(processes.pids)
+                for k in after:
+                    cpu.setdefault(k, []).append(after[k] - before[k])
                 meta = r
                 steps = int(r["info"].split(" steps")[0].rsplit(" ", 1)[-1])
                 meta["steps"] = steps
-                e = engine_run(model, r["layer"], r["n"], 64, steps, limits.batch_for(64))
+                same = (model, r["layer"], r["n"], 64, steps, limits.batch_for(64))
+                e = engine_run(*same)
+                times["thread"].append(engine_in_thread(*same))
+                times["processes"].append(engine_in_processes(processes, *same))
                 times["first"].append(r["first"])
                 times["all"].append(r["all"])
                 times["engine"].append(e)
                 print(f"run {rep}: {r['layer']} {r['n']} cards, first {r['first']:.1f}s, all {r['all']:.1f}s; "
-                      f"engine alone {e:.1f}s", flush=True)
+                      f"engine alone {e:.1f}s, in a thread {times['thread'][-1]:.1f}s, in the render processes "
+                      f"{times['processes'][-1]:.1f}s; cpu " + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in cpu.items()),
+                      flush=True)
         finally:
             browser.close()
             processes.close()
@@ -170,7 +228,8 @@ def main() -> None:
     text = "\n".join([
         "## Interface: first grid screen (`benchmarks/bench_grid.py`, cpu)",
         "",
-        f"{machine()}; load average {load:.1f} at the end (other work shared the two cores). Headless Chromium, "
+        f"{machine()}; load average {load:.1f} at the end (the benchmark's own browser and render processes "
+        "included). Headless Chromium, "
         f"1280×800 px, the interface's defaults: layer {meta['layer']} of mobilenet_v2, 64-px thumbnails, "
         f"{meta['steps']} steps, seed 0; the first screen is the {meta['n']} cards visible at the start. "
         f"Median of {args.repeats} runs (each with an empty render cache), from navigation start:",
@@ -185,8 +244,17 @@ def main() -> None:
         f"{', '.join(f'{t:.1f}' for t in times['first'])} |",
         f"| this checkout: whole first screen finished | **{med['all']:.1f}** | "
         f"{', '.join(f'{t:.1f}' for t in times['all'])} |",
-        f"| the same thumbnails by `render()` alone (no server, no browser) | {med['engine']:.1f} | "
+        f"| the same thumbnails by `render()` alone (no server, no browser), main thread | {med['engine']:.1f} | "
         f"{', '.join(f'{t:.1f}' for t in times['engine'])} |",
+        f"| the same by `render()` on a secondary thread (how the server called it before) | {med['thread']:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in times['thread'])} |",
+        f"| the same through the render processes (no server, no browser) | {med['processes']:.1f} | "
+        f"{', '.join(f'{t:.1f}' for t in times['processes'])} |",
+        "",
+        "Where the two cores went during the interface's first screen (CPU seconds, median): "
+        + ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in cpu.items())
+        + f" — {sum(statistics.median(v) for v in cpu.values()):.1f} CPU-seconds in all, "
+        f"{sum(statistics.median(v) for v in cpu.values()) / 2:.1f} s of both cores.",
         "",
         f"Do thumbnails need their {meta['steps']} steps? Mean activation of 8 thumbnails of {meta['layer']} (64 px, "
         "8-bit, no transforms) by step:",
