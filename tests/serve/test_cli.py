@@ -33,7 +33,8 @@ def started(monkeypatch):
     monkeypatch.setattr(imagemachines.models, "load_model", lambda name, device=None: tiny_loaded_model())
     from imagemachines.serve.render_process import RenderProcesses
 
-    monkeypatch.setattr(RenderProcesses, "start", lambda self: seen.update(started_processes=self.processes))
+    monkeypatch.setattr(RenderProcesses, "start",
+                        lambda self, wait=True: seen.update(started_processes=self.processes, waited=wait))
     yield seen
     if "app" in seen:
         seen["app"].state.scheduler.close()
@@ -119,6 +120,7 @@ def test_cpu_renders_run_in_their_own_processes_unless_told_otherwise(started, t
     assert result.exit_code == 0, result.output
     engine = started["app"].state.scheduler.render_fn
     assert isinstance(engine, RenderProcesses) and engine.processes == 2 == started["started_processes"]
+    assert started["waited"] is False  # the address is printed while they import PyTorch
     assert engine.pids == []  # closed when the server stopped
     started["app"].state.scheduler.close()
     result = runner.invoke(app, ["serve", "--cache-dir", str(tmp_path), "--port", free_port(),

@@ -121,8 +121,7 @@ def serve(
         from imagemachines.serve.render_process import RenderProcesses
 
         renderer = RenderProcesses(loaded, processes=render_processes)
-        with console.status(f"Starting {renderer.processes} render process(es)…"):
-            renderer.start()
+        renderer.start(wait=False)  # they import PyTorch while the server starts; the first render waits for them
     try:
         app = create_app(loaded, cache_dir=cache, allow_origins=tuple(allow_origin or ()), limits=limits,
                          allowed_hosts=allowed_host_names(host, allowed_host or ()), indexes=indexes,

@@ -123,8 +123,11 @@ class _Child:
         self.process.start()
         child.close()
         self.conn = parent
+        self.confirmed = False  # its "ready" message has been read
 
     def ready(self, timeout: float) -> None:
+        if self.confirmed:
+            return
         if not self.conn.poll(timeout):
             self.discard()
             raise RenderProcessDied(f"A render process did not start within {timeout:.0f} s.")
@@ -134,6 +137,7 @@ class _Child:
             code = self.process.exitcode
             self.discard()
             raise RenderProcessDied(f"A render process failed to start (exit code {code}).") from None
+        self.confirmed = True
 
     @property
     def alive(self) -> bool:
@@ -172,31 +176,37 @@ class RenderProcesses:
     def pids(self) -> list[int]:
         return [c.process.pid for c in self._children if c is not None and c.alive]
 
-    def start(self) -> None:
-        """Start every child that is not running and wait until each has the models."""
+    def start(self, wait: bool = True) -> None:
+        """Start every child that is not running; with *wait*, until each has the models. Without, the first
+        render waits for them (a server can answer its first pages while they import PyTorch)."""
         with self._lock:
-            self._start(self.processes)
+            self._spawn(self.processes)
+            if wait:
+                self._start(self.processes)
 
-    def _start(self, count: int) -> list[_Child]:
+    def _spawn(self, count: int) -> None:
         import torch.multiprocessing  # noqa: F401 - pickles the models' tensors through shared memory
 
-        new = []
-        for i in range(count):  # start them all, then wait: they import torch side by side
+        for i in range(count):
             child = self._children[i]
             if child is None or not child.alive:
                 if child is not None:
                     child.discard()
                 self._children[i] = _Child(self._context, self.models, self._stop)
-                new.append(i)
+
+    def _start(self, count: int) -> list[_Child]:
+        self._spawn(count)  # start them all, then wait: they import PyTorch side by side
+        children = self._children[:count]
         try:
-            for i in new:
-                self._children[i].ready(self.start_timeout)
+            for child in children:
+                child.ready(self.start_timeout)
         except RenderProcessDied:
-            for i in new:
-                self._children[i].discard()
-                self._children[i] = None
+            for i, child in enumerate(children):
+                if not child.confirmed:
+                    child.discard()
+                    self._children[i] = None
             raise
-        return [c for c in self._children[:count] if c is not None]
+        return children
 
     def close(self, timeout: float = 10.0) -> None:
         """End the children: stop a render in progress, ask each to exit, then make sure it has."""
