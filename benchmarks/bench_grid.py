@@ -8,8 +8,9 @@ from navigation start: the first thumbnail shown, and the whole first screen —
 gallery at the start showing its finished image. Variants (interleaved, a fresh cache each run):
 
 - ``interface``: as ``imagemachines serve`` runs it on a CPU: renders in the render processes
-  (:class:`~imagemachines.serve.render_process.RenderProcesses`, started before the page opens, as the command
-  does before it prints the address), ``app.js`` and ``style.css`` as they are now;
+  (:class:`~imagemachines.serve.render_process.RenderProcesses`, ready before the page opens; the command starts
+  them with the server, and they are ready about 3 s after it prints the address), ``app.js`` and
+  ``style.css`` as they are now;
 - ``before`` (with ``--before REV``): the page runs ``app.js`` and ``style.css`` of git revision REV and the
   server renders in its own worker thread, as it did before the render processes;
 - ``engine only``: the same thumbnails rendered by ``render()`` alone in this process (2 threads), in the
