@@ -117,11 +117,13 @@ def test_a_killed_child_fails_its_batch_and_the_next_render_starts_a_new_one(poo
     assert len(fresh) == len(UNITS) and not before & set(pool.pids)
 
 
-def test_a_render_waits_for_children_started_without_waiting_and_close_ends_them(model):
+def test_children_started_without_waiting_survive_ctrl_c_a_render_waits_for_them_and_close_ends_them(model):
     pool = RenderProcesses({model.name: model}, processes=2, threads=2)
     pool.start(wait=False)  # as `serve` does: the address is printed while they import PyTorch
     pids = pool.pids
     assert len(pids) == 2
+    for pid in pids:  # Ctrl+C in the terminal reaches them too, while they still import PyTorch
+        os.kill(pid, signal.SIGINT)
     assert len(pool(model, UNITS, **OPTIONS)) == len(UNITS) and pool.pids == pids  # the same two, now ready
     pool.close()
     assert pool.pids == []

@@ -133,9 +133,7 @@ def serve(
 
 
 def _run(app, console, host: str, port: int, cache: Path, allowed_host) -> None:
-    import uvicorn
-
-    from imagemachines.serve.server import uvicorn_options
+    from imagemachines.serve import server
 
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can use "
@@ -146,7 +144,11 @@ def _run(app, console, host: str, port: int, cache: Path, allowed_host) -> None:
     shown = f"[{host}]" if ":" in host else host
     console.print(f"Renders are cached in {cache}\nOpen [bold]http://{shown}:{port}/[/] (API docs at /docs). "
                   "Ctrl+C stops.")
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3, **uvicorn_options())
+    stopped_by = server.run_server(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3,
+                                   **server.uvicorn_options())
+    if stopped_by is not None:
+        console.print("Stopped.")
+        raise typer.Exit(128 + stopped_by)  # 130 for Ctrl+C, as a shell expects
 
 
 def register(app: typer.Typer) -> None:

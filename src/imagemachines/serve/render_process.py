@@ -45,6 +45,8 @@ class RenderProcessDied(RuntimeError):
 def _child_main(conn, models: Mapping[str, LoadedModel], stop_flag) -> None:
     """A child: receive (model, units, threads, options), render, send progress and the result; exit on None/EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C in a terminal reaches the whole group: the server decides
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the server until now
     import torch
 
     from imagemachines.vis import render
@@ -120,7 +122,15 @@ class _Child:
         parent, child = context.Pipe()
         self.process = context.Process(target=_child_main, args=(child, models, stop_flag),
                                        name="imagemachines-render", daemon=True)
-        self.process.start()
+        # Ctrl+C in a terminal goes to the whole process group: the child must not die of it while it imports
+        # PyTorch, before it can ignore it itself. A blocked signal stays blocked across exec, from any thread.
+        masking = hasattr(signal, "pthread_sigmask")
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masking else None
+        try:
+            self.process.start()
+        finally:
+            if masking:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         child.close()
         self.conn = parent
         self.confirmed = False  # its "ready" message has been read
