@@ -124,7 +124,15 @@ def test_children_started_without_waiting_survive_ctrl_c_a_render_waits_for_them
     assert len(pids) == 2
     for pid in pids:  # Ctrl+C in the terminal reaches them too, while they still import PyTorch
         os.kill(pid, signal.SIGINT)
-    assert len(pool(model, UNITS, **OPTIONS)) == len(UNITS) and pool.pids == pids  # the same two, now ready
+    here = render(model, UNITS, **OPTIONS)
+    first = pool(model, UNITS, **OPTIONS)  # they take seconds to import PyTorch: this one is rendered here
+    assert pool.renders_here == 1
+    pool.start()  # wait for them
+    second = pool(model, UNITS, **OPTIONS)
+    assert pool.renders_here == 1 and pool.pids == pids  # the same two, now ready, rendered the second
+    for a, b, c in zip(here, first, second, strict=True):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+        assert np.array_equal(np.asarray(a.image), np.asarray(c.image))
     pool.close()
     assert pool.pids == []
     for pid in pids:

@@ -121,11 +121,12 @@ def serve(
         from imagemachines.serve.render_process import RenderProcesses
 
         renderer = RenderProcesses(loaded, processes=render_processes)
-        renderer.start(wait=False)  # they import PyTorch while the server starts; the first render waits for them
     try:
         app = create_app(loaded, cache_dir=cache, allow_origins=tuple(allow_origin or ()), limits=limits,
                          allowed_hosts=allowed_host_names(host, allowed_host or ()), indexes=indexes,
                          upload_limits=UploadLimits(max_bytes=max_upload_mb * 2**20), render_fn=renderer)
+        if renderer is not None:
+            renderer.start(wait=False)  # they import PyTorch while the server starts; meanwhile it renders itself
         _run(app, console, host, port, cache, allowed_host)
     finally:
         if renderer is not None:

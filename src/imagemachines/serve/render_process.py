@@ -135,6 +135,12 @@ class _Child:
         self.conn = parent
         self.confirmed = False  # its "ready" message has been read
 
+    def started(self) -> bool:
+        """Whether the child is ready now (its "ready" message has come), without waiting."""
+        if not self.confirmed and self.alive and self.conn.poll(0):
+            self.ready(0)
+        return self.confirmed
+
     def ready(self, timeout: float) -> None:
         if self.confirmed:
             return
@@ -181,6 +187,7 @@ class RenderProcesses:
         self._children: list[_Child | None] = [None] * self.processes
         self._stop = self._context.Event()
         self._lock = threading.Lock()
+        self.renders_here = 0  # renders done in this process while the children were starting
 
     @property
     def pids(self) -> list[int]:
@@ -259,6 +266,14 @@ class RenderProcesses:
             raise UserError(f"Got {len(seeds)} seeds for {len(units)} images: give one seed, or one per unit.")
         parts = split(len(units), self.processes) if units else [range(0)]
         with self._lock:
+            self._spawn(len(parts))
+            if not all(child.started() for child in self._children[: len(parts)]):
+                # Still importing PyTorch (the first seconds after the server started): render here meanwhile,
+                # so the first renders do not wait for them.
+                from imagemachines.vis import render
+
+                self.renders_here += 1
+                return render(model, units, seed=seeds, on_progress=on_progress, stop=stop, **options)
             children = self._start(len(parts))
             self._stop.clear()
             share = max(1, self.threads // len(parts))
