@@ -119,7 +119,21 @@ def test_batches_respect_the_unit_and_pixel_limits(make):
     for job in small + big:
         wait(s, job)
     sizes = [(c["size"], len(c["units"])) for c in engine.calls[1:]]
-    assert sizes == [(64, 2), (64, 2), (16, 3), (16, 3), (16, 1)]
+    assert sizes == [(64, 2), (64, 2), (16, 3), (16, 2), (16, 2)]  # 7 at a cap of 3: three calls, shared out evenly
+
+
+@pytest.mark.parametrize(("waiting", "cap", "first"), [
+    (36, 16, 12), (32, 16, 16), (33, 16, 11), (17, 16, 9), (16, 16, 16), (5, 16, 5), (1, 1, 1), (0, 4, 0), (7, 3, 3),
+])
+def test_waiting_requests_are_shared_out_evenly_between_as_few_calls_as_the_cap_allows(waiting, cap, first):
+    from imagemachines.serve.scheduler import even_share
+
+    assert even_share(waiting, cap) == first
+    left, calls = waiting, []
+    while left:
+        calls.append(even_share(left, cap))
+        left -= calls[-1]
+    assert len(calls) == -(-waiting // cap) and max(calls, default=0) - min(calls, default=0) <= 1
 
 
 def test_larger_images_first_then_arrival_order(make):
