@@ -23,6 +23,19 @@ UNITS = [Unit("features.2", c) for c in (0, 3, 5)]
 OPTIONS = {"method": "lucid", "size": 32, "steps": 6}
 
 
+def here(model, units, **kw):
+    """render() in this process with one thread, as each of two children has: the same arithmetic, so the same
+    bits (with two threads, reductions may differ in the last bit and the images by a few levels)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return render(model, units, **kw)
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def model():
     return tiny_loaded_model()
@@ -46,12 +59,12 @@ def test_split_covers_every_position_once_in_nearly_equal_parts(n, parts):
 
 
 def test_a_batch_split_between_processes_gives_render_s_own_images(pool, model):
-    seeds = [4, 5, 6]
-    here = render(model, UNITS, seed=seeds, **OPTIONS)
+    seeds = [7, 8, 9]
+    mine = here(model, UNITS, seed=seeds, **OPTIONS)
     there = pool(model, UNITS, seed=seeds, **OPTIONS)
     assert len(pool.pids) == 2 and os.getpid() not in pool.pids
     assert [r.unit for r in there] == UNITS
-    for a, b in zip(here, there, strict=True):
+    for a, b in zip(mine, there, strict=True):
         assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
         assert b.activation == pytest.approx(a.activation, rel=1e-5)  # scored in a smaller batch: float sums
         assert {**a.recipe, "activation": 0} == {**b.recipe, "activation": 0}
@@ -124,14 +137,14 @@ def test_children_started_without_waiting_survive_ctrl_c_a_render_waits_for_them
     assert len(pids) == 2
     for pid in pids:  # Ctrl+C in the terminal reaches them too, while they still import PyTorch
         os.kill(pid, signal.SIGINT)
-    here = render(model, UNITS, **OPTIONS)
+    mine, in_this_thread = here(model, UNITS, **OPTIONS), render(model, UNITS, **OPTIONS)
     first = pool(model, UNITS, **OPTIONS)  # they take seconds to import PyTorch: this one is rendered here
     assert pool.renders_here == 1
     pool.start()  # wait for them
     second = pool(model, UNITS, **OPTIONS)
     assert pool.renders_here == 1 and pool.pids == pids  # the same two, now ready, rendered the second
-    for a, b, c in zip(here, first, second, strict=True):
-        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    for a, b, c, d in zip(mine, first, second, in_this_thread, strict=True):
+        assert np.array_equal(np.asarray(d.image), np.asarray(b.image))  # the fallback is render() itself
         assert np.array_equal(np.asarray(a.image), np.asarray(c.image))
     pool.close()
     assert pool.pids == []
@@ -153,7 +166,7 @@ def test_the_server_renders_through_the_processes(pool, model, tmp_path):
             time.sleep(0.05)
         assert status["state"] == "done"
         png = client.get(created.json()["links"]["image"])
-    expected = render(model, [UNITS[1]], seed=4, **OPTIONS)[0]
+    expected = here(model, [UNITS[1]], seed=4, **OPTIONS)[0]
     assert status["activation"] == pytest.approx(expected.activation)
     from io import BytesIO
 
@@ -185,3 +198,17 @@ def test_a_child_reports_at_most_every_tenth_of_a_second_and_always_its_last_ste
     # 10.45 step + images; 10.46 too soon, but the last step: always sent, with its images
     assert steps == [(1, True), (3, False), (5, True), (6, True)]
     assert sent[-1][4].dtype == np.uint8 and int(sent[-1][4].max()) == 128
+
+
+def test_a_failing_callback_stops_the_children_and_the_next_render_is_not_mixed_up(pool, model):
+    def broken(_progress):
+        raise ValueError("the callback broke")
+
+    with pytest.raises(ValueError, match="the callback broke"):
+        pool(model, UNITS, on_progress=broken, method="lucid", size=32, steps=2000)
+    pids = pool.pids
+    again = pool(model, UNITS, seed=[7, 8, 9], **OPTIONS)  # answered by the same children, not by stale messages
+    mine = here(model, UNITS, seed=[7, 8, 9], **OPTIONS)
+    assert pool.pids == pids
+    for a, b in zip(mine, again, strict=True):
+        assert np.array_equal(np.asarray(a.image), np.asarray(b.image))

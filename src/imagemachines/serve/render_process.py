@@ -251,7 +251,6 @@ class RenderProcesses:
     ) -> list:
         """Render like :func:`imagemachines.vis.render` (same arguments and result), in the children."""
         from imagemachines.vis.display import Renders
-        from imagemachines.vis.progress import RenderCancelled
 
         mine = self.models.get(model.name)
         if mine is None:
@@ -281,9 +280,7 @@ class RenderProcesses:
                 for child, part in zip(children, parts, strict=True):
                     child.conn.send((model.name, [units[i] for i in part], share,
                                      {**options, "seed": [seeds[i] for i in part]}))
-                return Renders(self._collect(children, parts, on_progress, stop))
-            except RenderCancelled:
-                raise
+                results, failure = self._collect(children, on_progress, stop)
             except (EOFError, OSError) as exc:
                 dead = [c for c in children if not c.alive]
                 codes = ", ".join(str(c.process.exitcode) for c in dead) or "unknown"
@@ -293,9 +290,18 @@ class RenderProcesses:
                 log.error("a render process ended during a render (exit code %s)", codes)
                 raise RenderProcessDied(f"A render process stopped during this render (exit code {codes}); "
                                         "the next render starts a new one.") from exc
+            except BaseException:  # left before every child answered: its answer would reach the next render
+                for child in children:
+                    child.discard()
+                self._children[: len(children)] = [None] * len(children)
+                raise
+            if failure is not None:
+                raise failure
+            return Renders(results)
 
-    def _collect(self, children: list[_Child], parts: list[range], on_progress, stop) -> list:
-        """Wait for every child's answer; merge their progress into one report for the whole batch."""
+    def _collect(self, children: list[_Child], on_progress, stop) -> tuple[list, BaseException | None]:
+        """Wait for every child's answer, merging their progress into one report for the whole batch; the
+        renders, or what went wrong (raised by the caller once every child has answered)."""
         from imagemachines.vis.progress import RenderCancelled
 
         latest: list[tuple | None] = [None] * len(children)  # (step, total, activations)
@@ -304,7 +310,11 @@ class RenderProcesses:
         failure: BaseException | None = None
         pending = {child.conn: i for i, child in enumerate(children)}
         while pending:
-            if stop is not None and not self._stop.is_set() and stop():
+            try:
+                if stop is not None and not self._stop.is_set() and stop():
+                    self._stop.set()
+            except Exception as exc:  # noqa: BLE001 - raised once the children have answered (see below)
+                failure = failure or exc
                 self._stop.set()
             for conn in wait(list(pending), POLL_SECONDS):
                 i = pending[conn]
@@ -315,8 +325,12 @@ class RenderProcesses:
                     fresh = message[4] is not None
                     if fresh:
                         pictures[i] = message[4]
-                    if on_progress is not None and all(p is not None for p in latest):
-                        on_progress(_merged(latest, pictures if fresh else None))
+                    if on_progress is not None and failure is None and all(p is not None for p in latest):
+                        try:
+                            on_progress(_merged(latest, pictures if fresh else None))
+                        except Exception as exc:  # noqa: BLE001 - a callback failed: stop the children, drain
+                            failure = exc  # their answers (the pipes must be empty for the next render), raise
+                            self._stop.set()
                     continue
                 del pending[conn]
                 if kind == "done":
@@ -326,12 +340,11 @@ class RenderProcesses:
                 if kind == "cancelled":
                     failure = failure or RenderCancelled()
                 elif kind == "user-error":
-                    failure = _user_error(message[1], message[2])
+                    failure = failure if failure is not None and not isinstance(failure, RenderCancelled) else \
+                        _user_error(message[1], message[2])
                 else:
-                    failure = RuntimeError(f"{message[1]}: {message[2]}")
-        if failure is not None:
-            raise failure
-        return [r for part in results for r in part or ()]
+                    failure = failure or RuntimeError(f"{message[1]}: {message[2]}")
+        return [r for part in results for r in part or ()], failure
 
 
 def _merged(latest: list[tuple], pictures: list | None):
