@@ -451,3 +451,32 @@ def test_a_preview_is_encoded_once_per_step(make):
     job.preview, job.preview_step = np.full((4, 4, 3), 200, np.uint8), 2
     step, data = s.preview_png(job)
     assert step == 2 and np.asarray(Image.open(io.BytesIO(data))).min() == 200
+
+
+def test_a_closed_scheduler_refuses_new_work_saying_it_is_shutting_down(make):
+    s = make(FakeEngine())
+    s.close()
+    for submit in (lambda: s.submit(spec(1)), lambda: s.submit_many([spec(1), spec(2)])):
+        with pytest.raises(QueueFull) as refused:
+            submit()
+        assert refused.value.retry_after == 5
+        assert str(refused.value) == "The server is shutting down; try again in a few seconds."
+    assert s.counts()["queued"] == 0
+
+
+def test_asking_again_for_a_running_or_cached_render_gives_the_same_job_and_counts_cache_hits(make, tmp_path):
+    engine = FakeEngine(pause_at=1)
+    s = make(engine)
+    running = s.submit(spec(3))
+    assert engine.paused.wait(5)
+    assert s.snapshot(running)["state"] == "running" and s.submit(spec(3)) is running  # not a second render
+    engine.resume.set()
+    wait(s, running)
+    assert len(engine.calls) == 1
+    fresh = Scheduler({"tiny": tiny_loaded_model()}, RenderCache(tmp_path / "cache"), render_fn=engine)
+    hits = [fresh.submit(spec(3)), fresh.submit(spec(3))]  # a new server: from the disk cache, twice
+    assert hits[0].id == running.id and hits[0].spec == spec(3) and hits[0].state == "done"
+    assert hits[1] is hits[0] and fresh.counts()["cache_hits"] == 1
+    fresh._jobs.clear()  # forgotten in memory: the next is another cache hit, counted on top
+    assert fresh.submit(spec(3)).id == running.id and fresh.counts()["cache_hits"] == 2
+    assert len(engine.calls) == 1
