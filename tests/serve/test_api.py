@@ -185,6 +185,55 @@ def test_a_render_in_a_batch_equals_the_same_render_alone(make_client, spy, tmp_
     assert np.abs(a - b).mean() < 1.0
 
 
+def grid(units, **kw) -> dict:
+    return {"model": "tiny", "layer": "features.2", "units": units, **FAST, **kw}
+
+
+def test_a_batch_request_queues_every_unit_at_once_for_one_engine_call(make_client, spy):
+    client = make_client(batch_window=0)  # no waiting for more requests: the units must arrive together
+    r = client.post("/api/renders/batch", json=grid([4, 1, {"channel": 2, "x": 1, "y": 1}, 7], seed=3))
+    assert r.status_code == 202 and r.json()["retry_after"] is None
+    created = r.json()["renders"]
+    alone = client.post("/api/renders", json=body(1, seed=3)).json()
+    assert created[1]["id"] == alone["id"]  # each unit is the render POST /api/renders would name
+    results = [wait_for(client, c["id"]) for c in created]
+    assert [x["unit"] for x in results] == ["features.2:4", "features.2:1", "features.2:2@1,1", "features.2:7"]
+    assert {x["state"] for x in results} == {"done"} and {x["seed"] for x in results} == {3}
+    # the channels went to the engine together (the neuron has another objective but the same batch key)
+    assert spy.calls[0]["units"] == ["features.2:4", "features.2:1", "features.2:2@1,1", "features.2:7"]
+    again = client.post("/api/renders/batch", json=grid([4, 1])).json()
+    assert [c["state"] for c in client.post("/api/renders/batch", json=grid([4, 1], seed=3)).json()["renders"]] \
+        == ["done", "done"] and len(again["renders"]) == 2
+
+
+def test_a_batch_beyond_the_queue_gets_nulls_and_retry_after(make_client, spy):
+    client = make_client(limits=Limits(max_size=128, max_steps=64, max_queue=3))
+    spy.hold()
+    client.post("/api/renders", json=body(0, layer="features.1"))
+    assert spy.entered.wait(10)
+    r = client.post("/api/renders/batch", json=grid([0, 1, 2, 3, 4]))
+    assert r.status_code == 202
+    renders, wait = r.json()["renders"], r.json()["retry_after"]
+    assert [x is None for x in renders] == [False, False, False, True, True] and wait >= 1
+    full = client.post("/api/renders/batch", json=grid([5, 6]))
+    assert full.status_code == 429 and int(full.headers["retry-after"]) >= 1 and "Try again" in full.json()["detail"]
+    spy.release()
+    assert all(wait_for(client, x["id"])["state"] == "done" for x in renders[:3])
+
+
+@pytest.mark.parametrize(("change", "status", "says"), [
+    ({"units": [0, 99]}, 422, "units[1]: Layer 'features.2' of 'tiny' has 16 channels; channel 99"),
+    ({"layer": "features.9"}, 404, "units[0]: "),
+    ({"units": []}, 422, "units"),
+    ({"units": list(range(257))}, 422, "units"),
+    ({"size": 4096}, 422, "Size 4096"),
+])
+def test_a_bad_batch_fails_whole_naming_the_unit(client, spy, change, status, says):
+    r = client.post("/api/renders/batch", json={**grid([0, 1]), **change})
+    assert r.status_code == status and says in r.json()["detail"], r.json()
+    assert spy.calls == [] and client.get("/api/status").json()["queued"] == 0
+
+
 def test_larger_sizes_are_rendered_first(client, spy):
     # the held render must not look at the queue (and be preempted) before all three requests are in it
     spy.hold(heed_stop=False)

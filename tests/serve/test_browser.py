@@ -95,3 +95,40 @@ def test_a_deep_link_opens_the_same_view(browser, site):
     page.reload()
     page.wait_for_selector("#detail-img[data-state=done]", timeout=20_000)
     assert page.get_attribute("#detail-img", "src") == first  # same address, same render (from the cache)
+
+
+WHERE = """() => {
+  const box = document.getElementById('gallery').getBoundingClientRect();
+  const out = {visible: [], near: [], far: []};
+  for (const c of document.querySelectorAll('#grid .card')) {
+    const r = c.getBoundingClientRect();
+    const i = Number(c.dataset.index);
+    if (r.bottom > box.top && r.top < box.bottom) out.visible.push(i);
+    else if (r.bottom > box.top - 150 && r.top < box.bottom + 150) out.near.push(i);
+    else out.far.push(i);
+  }
+  return out;
+}"""
+
+
+def test_the_screen_s_thumbnails_are_asked_for_together_then_the_cards_just_below(browser, site, spy):
+    page = browser.new_page(viewport={"width": 900, "height": 420})
+    batches: list[str] = []
+    page.on("request", lambda r: batches.append(r.post_data) if r.url.endswith("/api/renders/batch") else None)
+    spy.hold(heed_stop=False)
+    page.goto(f"{site}/#layer=features.3&steps=4&grid=96")
+    page.wait_for_function("document.querySelectorAll('#grid .card').length === 24")
+    assert spy.entered.wait(20)
+    where = page.evaluate(WHERE)
+    assert where["visible"] and where["near"] and where["far"], where  # the viewport shows part of the grid
+    assert spy.calls[0]["units"] == [f"features.3:{i}" for i in where["visible"]]  # one engine call for them all
+    spy.release()
+    page.wait_for_function(f"[{','.join(map(str, where['near']))}].every(i => "
+                           "document.querySelector(`.card[data-index='${i}']`).dataset.state === 'done')",
+                           timeout=20_000)
+    asked = {u for call in spy.calls for u in call["units"]}
+    assert asked == {f"features.3:{i}" for i in where["visible"] + where["near"]}  # nothing far below yet
+    import json
+
+    assert json.loads(batches[0])["units"] == where["visible"]
+    page.close()

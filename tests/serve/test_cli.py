@@ -25,12 +25,16 @@ def free_port() -> str:
 
 @pytest.fixture
 def started(monkeypatch):
-    """Run `serve` without a network server: capture what uvicorn.run would get; tiny models instead of real."""
-    import uvicorn
+    """Run `serve` without a network server: capture what the HTTP server would get; tiny models instead of real."""
+    from imagemachines.serve import server
 
     seen: dict = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    monkeypatch.setattr(server, "run_server", lambda app, **kw: seen.update(app=app, **kw))
     monkeypatch.setattr(imagemachines.models, "load_model", lambda name, device=None: tiny_loaded_model())
+    from imagemachines.serve.render_process import RenderProcesses
+
+    monkeypatch.setattr(RenderProcesses, "start",
+                        lambda self, wait=True: seen.update(started_processes=self.processes, waited=wait))
     yield seen
     if "app" in seen:
         seen["app"].state.scheduler.close()
@@ -107,3 +111,56 @@ def test_host_names_and_cache_size_reach_the_app(started, tmp_path):
 def test_a_bad_cache_size_is_a_clear_error(size):
     result = runner.invoke(app, ["serve", "--port", free_port(), "--cache-size", size])
     assert isinstance(result.exception, UserError) and "--cache-size" in str(result.exception)
+
+
+def test_cpu_renders_run_in_their_own_processes_unless_told_otherwise(started, tmp_path):
+    from imagemachines.serve.render_process import RenderProcesses
+
+    result = runner.invoke(app, ["serve", "--cache-dir", str(tmp_path), "--port", free_port(), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    engine = started["app"].state.scheduler.render_fn
+    assert isinstance(engine, RenderProcesses) and engine.processes == 2 == started["started_processes"]
+    assert started["waited"] is False  # the address is printed while they import PyTorch
+    assert engine.pids == []  # closed when the server stopped
+    started["app"].state.scheduler.close()
+    result = runner.invoke(app, ["serve", "--cache-dir", str(tmp_path), "--port", free_port(),
+                                 "--render-processes", "0"])
+    assert result.exit_code == 0, result.output
+    assert not isinstance(started["app"].state.scheduler.render_fn, RenderProcesses)
+
+
+STOP_SCRIPT = """
+import sys
+from imagemachines.serve.app import create_app
+from imagemachines.serve.server import run_server, uvicorn_options
+from tests.conftest import tiny_loaded_model
+app = create_app({"tiny": tiny_loaded_model()}, cache_dir=sys.argv[2])
+print("serving", flush=True)
+stopped = run_server(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", **uvicorn_options())
+print("stopped by", stopped, flush=True)
+"""
+
+
+def test_ctrl_c_stops_the_server_quietly_and_says_which_signal(tmp_path):
+    import signal
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", STOP_SCRIPT, port, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/config", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert f"stopped by {int(signal.SIGINT)}" in out
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err

@@ -32,10 +32,10 @@ def index(tmp_path_factory):
 @pytest.fixture
 def start(monkeypatch, tmp_path):
     """``start(seed, *args)``: run `serve` on a tiny model of *seed* without a network server; the app or the error."""
-    import uvicorn
+    from imagemachines.serve import server
 
     seen: dict = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app))
+    monkeypatch.setattr(server, "run_server", lambda app, **kw: seen.update(app=app))
 
     def run(seed: int, *args: str):
         monkeypatch.setattr(imagemachines.models, "load_model", lambda name, device=None: tiny_loaded_model(seed=seed))

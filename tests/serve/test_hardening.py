@@ -92,6 +92,8 @@ def test_allowed_hosts_are_answered(make_client):
 ])
 def test_other_sites_cannot_change_or_queue_anything(client, headers, spy):
     assert raw(client, json.dumps(body()), **headers).status_code == 403
+    grid = {"model": "tiny", "layer": "features.2", "units": [0, 1, 2]}
+    assert client.post("/api/renders/batch", json=grid, headers=headers).status_code == 403
     assert client.delete("/api/renders/" + "0" * 32, headers=headers).status_code == 403
     seed = client.get("/activations/features.2/3/1", headers=headers)  # an <img src> on any page
     assert seed.status_code == 403 and "another site" in seed.json()["detail"]

@@ -119,7 +119,21 @@ def test_batches_respect_the_unit_and_pixel_limits(make):
     for job in small + big:
         wait(s, job)
     sizes = [(c["size"], len(c["units"])) for c in engine.calls[1:]]
-    assert sizes == [(64, 2), (64, 2), (16, 3), (16, 3), (16, 1)]
+    assert sizes == [(64, 2), (64, 2), (16, 3), (16, 2), (16, 2)]  # 7 at a cap of 3: three calls, shared out evenly
+
+
+@pytest.mark.parametrize(("waiting", "cap", "first"), [
+    (36, 16, 12), (32, 16, 16), (33, 16, 11), (17, 16, 9), (16, 16, 16), (5, 16, 5), (1, 1, 1), (0, 4, 0), (7, 3, 3),
+])
+def test_waiting_requests_are_shared_out_evenly_between_as_few_calls_as_the_cap_allows(waiting, cap, first):
+    from imagemachines.serve.scheduler import even_share
+
+    assert even_share(waiting, cap) == first
+    left, calls = waiting, []
+    while left:
+        calls.append(even_share(left, cap))
+        left -= calls[-1]
+    assert len(calls) == -(-waiting // cap) and max(calls, default=0) - min(calls, default=0) <= 1
 
 
 def test_larger_images_first_then_arrival_order(make):
@@ -437,3 +451,32 @@ def test_a_preview_is_encoded_once_per_step(make):
     job.preview, job.preview_step = np.full((4, 4, 3), 200, np.uint8), 2
     step, data = s.preview_png(job)
     assert step == 2 and np.asarray(Image.open(io.BytesIO(data))).min() == 200
+
+
+def test_a_closed_scheduler_refuses_new_work_saying_it_is_shutting_down(make):
+    s = make(FakeEngine())
+    s.close()
+    for submit in (lambda: s.submit(spec(1)), lambda: s.submit_many([spec(1), spec(2)])):
+        with pytest.raises(QueueFull) as refused:
+            submit()
+        assert refused.value.retry_after == 5
+        assert str(refused.value) == "The server is shutting down; try again in a few seconds."
+    assert s.counts()["queued"] == 0
+
+
+def test_asking_again_for_a_running_or_cached_render_gives_the_same_job_and_counts_cache_hits(make, tmp_path):
+    engine = FakeEngine(pause_at=1)
+    s = make(engine)
+    running = s.submit(spec(3))
+    assert engine.paused.wait(5)
+    assert s.snapshot(running)["state"] == "running" and s.submit(spec(3)) is running  # not a second render
+    engine.resume.set()
+    wait(s, running)
+    assert len(engine.calls) == 1
+    fresh = Scheduler({"tiny": tiny_loaded_model()}, RenderCache(tmp_path / "cache"), render_fn=engine)
+    hits = [fresh.submit(spec(3)), fresh.submit(spec(3))]  # a new server: from the disk cache, twice
+    assert hits[0].id == running.id and hits[0].spec == spec(3) and hits[0].state == "done"
+    assert hits[1] is hits[0] and fresh.counts()["cache_hits"] == 1
+    fresh._jobs.clear()  # forgotten in memory: the next is another cache hit, counted on top
+    assert fresh.submit(spec(3)).id == running.id and fresh.counts()["cache_hits"] == 2
+    assert len(engine.calls) == 1

@@ -8,9 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 
-from imagemachines.errors import UnknownModel
+from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LOGITS
 from imagemachines.serve.cache import is_key
 from imagemachines.serve.guard import refuse_cross_site
@@ -25,6 +25,8 @@ from imagemachines.serve.schemas import (
     MethodOut,
     ModelOut,
     Problem,
+    RenderBatchCreated,
+    RenderBatchRequest,
     RenderCreated,
     RenderRequest,
     RenderStatus,
@@ -140,6 +142,30 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
             response.status_code = 200
         response.headers["Location"] = links(job.id).self
         return RenderCreated(id=job.id, state=state, links=links(job.id))
+
+    @router.post("/api/renders/batch", status_code=202, response_model=RenderBatchCreated, tags=["renders"],
+                 responses={**ERRORS, 429: {"model": Problem, "description": "Queue full; see Retry-After."}})
+    def create_renders(req: RenderBatchRequest) -> RenderBatchCreated | JSONResponse:
+        """Queue many units of one layer with one recipe at once (a grid of thumbnails), so they are rendered
+        together. Each unit is answered as `POST /api/renders` would; units beyond the queue's room are null,
+        with `retry_after`. Any invalid unit fails the whole request (422) naming it."""
+        specs = []
+        for i, one in enumerate(req.requests()):
+            try:
+                specs.append(catalog.resolve(one))
+            except UserError as exc:
+                status = 404 if isinstance(exc, (UnknownModel, UnknownLayer)) else 422
+                raise HTTPException(status, f"units[{i}]: {exc}") from None
+        try:
+            jobs, retry_after = scheduler.submit_many(specs)
+        except QueueFull as exc:
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        if all(job is None for job in jobs):
+            return JSONResponse({"detail": f"The render queue is full. Try again in about {retry_after} s."},
+                                status_code=429, headers={"Retry-After": str(retry_after)})
+        created = [None if job is None else RenderCreated(id=job.id, state=scheduler.snapshot(job)["state"],
+                                                            links=links(job.id)) for job in jobs]
+        return RenderBatchCreated(renders=created, retry_after=retry_after)
 
     @router.get("/api/renders", response_model=list[RenderStatus], responses=ERRORS, tags=["renders"])
     def many_status(ids: Annotated[str, Query(max_length=33 * 200,

@@ -2,7 +2,8 @@
 
 Larger images are served first (the seed rendered high resolutions first), then arrival order. Pending
 requests that differ only in their unit and seed (same model, layer, method, size, steps) are rendered together
-in one engine call, so ten people clicking ten units cost about one render. Previews live in memory only while a
+in one engine call, so ten people clicking ten units cost about one render (more than one call's worth are
+shared out evenly between as few calls as the limit allows). Previews live in memory only while a
 job runs; finished images go to the disk cache and are answered from there.
 """
 
@@ -14,7 +15,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -110,6 +111,13 @@ def _is_cancelled(exc: BaseException) -> bool:
     return isinstance(exc, RenderCancelled)
 
 
+def even_share(waiting: int, cap: int) -> int:
+    """How many of *waiting* equal requests the next engine call takes, at most *cap*: as many calls as the cap
+    needs, each as large as the others (36 with a cap of 16: 12 + 12 + 12, not 16 + 16 + 4, whose small last
+    call costs nearly as much per unit as a full one on a CPU)."""
+    return math.ceil(waiting / math.ceil(waiting / cap)) if waiting else 0
+
+
 def preview_every(steps: int, device_type: str) -> int:
     """Engine steps between preview images: often enough to watch the image grow, rarely enough to cost
     nothing. A CPU step takes long, so every step there (the first preview then comes after one step)."""
@@ -152,27 +160,48 @@ class Scheduler:
 
     def submit(self, spec: RenderSpec) -> Job:
         """The job for *spec*: an existing one (queued, running or cached) or a newly queued one."""
-        key = self.key(spec)
         with self._cond:
-            if self._closing:
-                raise QueueFull(5, 0, "The server is shutting down; try again in a few seconds.")
-            job = self._jobs.get(key)
-            if job is not None and (job.state in ("queued", "running") or
-                                    (job.state == "done" and self.cache.png(key))):
-                self._jobs.move_to_end(key)
-                return job
-            recipe = self.cache.recipe(key)
-            if recipe is not None:
-                self.stats["cache_hits"] += 1
-                return self._remember(self._done_job(key, spec, recipe))
-            if len(self._queued) >= self.limits.max_queue:
-                raise QueueFull(self._retry_after(), len(self._queued))
-            job = Job(key, spec, next(self._seq))
-            self._queued[key] = job
-            self._remember(job)
-            self._ensure_worker()
+            job = self._submit(spec)
             self._cond.notify_all()
             return job
+
+    def submit_many(self, specs: Sequence[RenderSpec]) -> tuple[list[Job | None], int | None]:
+        """Jobs for *specs*, in order, queued at once (so one engine call can take them together); None for
+        each that did not fit in the queue, and then the seconds to wait before asking again for those."""
+        jobs: list[Job | None] = []
+        retry_after = None
+        with self._cond:
+            for spec in specs:
+                try:
+                    jobs.append(self._submit(spec))
+                except QueueFull as exc:
+                    if self._closing:
+                        raise
+                    jobs.append(None)
+                    retry_after = exc.retry_after
+            self._cond.notify_all()
+        return jobs, retry_after
+
+    def _submit(self, spec: RenderSpec) -> Job:
+        key = self.key(spec)
+        if self._closing:
+            raise QueueFull(5, 0, "The server is shutting down; try again in a few seconds.")
+        job = self._jobs.get(key)
+        if job is not None and (job.state in ("queued", "running") or
+                                (job.state == "done" and self.cache.png(key))):
+            self._jobs.move_to_end(key)
+            return job
+        recipe = self.cache.recipe(key)
+        if recipe is not None:
+            self.stats["cache_hits"] += 1
+            return self._remember(self._done_job(key, spec, recipe))
+        if len(self._queued) >= self.limits.max_queue:
+            raise QueueFull(self._retry_after(), len(self._queued))
+        job = Job(key, spec, next(self._seq))
+        self._queued[key] = job
+        self._remember(job)
+        self._ensure_worker()
+        return job
 
     def get(self, job_id: str) -> Job | None:
         """The job *job_id*, from memory or (finished renders of earlier sessions) from the disk cache."""
@@ -298,7 +327,7 @@ class Scheduler:
         first = min(self._queued.values(), key=lambda j: (-j.spec.size, j.seq))
         same = sorted((j for j in self._queued.values() if j.spec.batch_key == first.spec.batch_key),
                       key=lambda j: j.seq)
-        batch = same[: self.limits.batch_for(first.spec.size)]
+        batch = same[: even_share(len(same), self.limits.batch_for(first.spec.size))]
         for job in batch:
             del self._queued[job.id]
             job.state = "running"

@@ -72,6 +72,33 @@ class RenderRequest(BaseModel):
         return self.unit if isinstance(self.unit, UnitSpec) else UnitSpec(channel=self.unit)
 
 
+MAX_BATCH_UNITS = 256  # units in one POST /api/renders/batch
+
+
+class RenderBatchRequest(BaseModel):
+    """Many units of one layer with one recipe (a grid of thumbnails): queued together, rendered in batches."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"model": "mobilenet_v2", "layer": "features.12", "units": [0, 1, 2, 3], "size": 64, "steps": 64},
+        ]},
+    )
+    model: str = Field(max_length=200, description="A model this server serves (`GET /api/models`).")
+    layer: str = Field(max_length=200, description="A layer of that model (`GET /api/models/{model}/layers`).")
+    units: list[Annotated[int, Field(ge=0, le=MAX_INDEX)] | UnitSpec] = Field(
+        min_length=1, max_length=MAX_BATCH_UNITS,
+        description=f"1 to {MAX_BATCH_UNITS} channel numbers (class numbers for `logits`) or {{channel, x, y}}.")
+    method: str = Field("lucid", max_length=40, description="Render method (`GET /api/config` lists them).")
+    size: int | None = Field(None, ge=1, le=100_000, description="Image side in pixels.")
+    steps: int | None = Field(None, ge=1, le=1_000_000, description="Optimization steps.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed; the same request gives the same image.")
+
+    def requests(self) -> list[RenderRequest]:
+        common = self.model_dump(exclude={"units"})
+        return [RenderRequest(**common, unit=unit) for unit in self.units]
+
+
 class Links(BaseModel):
     self: str
     image: str
@@ -83,6 +110,12 @@ class RenderCreated(BaseModel):
     id: str
     state: State
     links: Links
+
+
+class RenderBatchCreated(BaseModel):
+    renders: list[RenderCreated | None] = Field(
+        description="One per unit, in order; null where the queue was full (ask again after retry_after).")
+    retry_after: int | None = Field(None, description="Seconds to wait before asking again for the null ones.")
 
 
 class RenderStatus(BaseModel):

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from types import FrameType
 
 import h11
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 MAX_HEADER_BYTES = 16 * 1024  # a browser's request headers are < 8 KiB
@@ -67,3 +69,27 @@ def uvicorn_options(limits: ServerLimits = ServerLimits()) -> dict:
     protocol = type("HeaderDeadline", (HeaderDeadlineH11,), {"header_timeout": limits.header_timeout})
     return {"http": protocol, "timeout_keep_alive": limits.keep_alive, "limit_concurrency": limits.max_connections,
             "h11_max_incomplete_event_size": MAX_HEADER_BYTES}
+
+
+class QuietExitServer(uvicorn.Server):
+    """uvicorn's server, but Ctrl+C (or SIGTERM) shuts it down without raising the signal again afterwards.
+
+    uvicorn re-raises a captured signal once it has shut down, and that KeyboardInterrupt can race the lifespan
+    task and print a traceback (a known uvicorn issue). Here the signal is remembered in :attr:`stopped_by`
+    and the caller decides how to exit.
+    """
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.stopped_by = sig
+        self._captured_signals.clear()
+
+
+def run_server(app, **options) -> int | None:
+    """Serve *app* with uvicorn (``options`` as for ``uvicorn.run``) until Ctrl+C or SIGTERM; the signal that
+    stopped it, if any."""
+    server = QuietExitServer(uvicorn.Config(app, **options))
+    server.run()
+    return server.stopped_by

@@ -187,7 +187,10 @@ function wireControls() {
 let generation = 0;    // bumps when the grid is rebuilt; stale answers are dropped
 let gridModel = null;
 const watching = new Map();   // render id -> card, for grid renders in flight
-let observer = null;
+let viewObserver = null;      // cards on screen: asked for first, together
+let nearObserver = null;      // cards just off screen: asked for when the screen's are under way
+const NEAR = "150px";
+const PREVIEW_MS = 1000;      // a thumbnail's growing preview is fetched at most once a second
 
 function unitName(i) {
   return S.info.labels ? S.info.labels[i] : `#${i}`;
@@ -198,8 +201,9 @@ function buildGrid() {
   gridModel = S.model;
   for (const [id, card] of watching) if (card.dataset.state === "queued") cancelRender(id);
   watching.clear();
-  if (observer) observer.disconnect();
-  observer = new IntersectionObserver(onVisibility, { root: $("gallery"), rootMargin: "150px" });
+  for (const o of [viewObserver, nearObserver]) if (o) o.disconnect();
+  viewObserver = new IntersectionObserver(onView, { root: $("gallery") });
+  nearObserver = new IntersectionObserver(onNear, { root: $("gallery"), rootMargin: NEAR });
   const info = S.info;
   const kind = info.kind === "class" ? "classes" : "channels";
   const spatial = info.height > 1 ? ` · ${info.width}×${info.height} positions` : "";
@@ -225,16 +229,20 @@ function buildGrid() {
     cards.push(card);
   }
   $("grid").replaceChildren(...cards);
-  cards.forEach((card) => observer.observe(card));
+  cards.forEach((card) => { viewObserver.observe(card); nearObserver.observe(card); });
   $("gallery").scrollTop = 0;
 }
 
-function onVisibility(entries) {
+function onView(entries) {
+  for (const entry of entries) entry.target.visible = entry.isIntersecting;
+  scheduleRequests();
+}
+
+function onNear(entries) {
   for (const entry of entries) {
     const card = entry.target;
-    card.visible = entry.isIntersecting;
-    if (card.visible && card.dataset.state === "idle") requestThumb(card, generation);
-    if (!card.visible && card.dataset.state === "queued" && card.renderId) {
+    card.near = entry.isIntersecting;
+    if (!card.near && card.dataset.state === "queued" && card.renderId) {
       // scrolled away before it started: free the queue slot, ask again when it comes back
       cancelRender(card.renderId);
       watching.delete(card.renderId);
@@ -242,34 +250,62 @@ function onVisibility(entries) {
       card.dataset.state = "idle";
     }
   }
+  scheduleRequests();
 }
 
-async function requestThumb(card, gen) {
-  card.dataset.state = "queued";
+// Ask for the thumbnails on screen in one request (the server renders them in batches), then, once none of
+// those waits in the queue any more, for the cards just off screen.
+let requestTimer = 0;
+function scheduleRequests() {
+  if (!requestTimer) requestTimer = setTimeout(() => { requestTimer = 0; requestWanted(); }, 0);
+}
+
+function requestWanted() {
+  const cards = [...$("grid").children];
+  const idle = (c) => c.dataset.state === "idle";
+  let wanted = cards.filter((c) => c.visible && idle(c));
+  if (!wanted.length && !cards.some((c) => c.visible && c.dataset.state === "queued")) {
+    wanted = cards.filter((c) => c.near && idle(c));
+  }
+  if (wanted.length) requestThumbs(wanted.slice(0, 256), generation);
+}
+
+async function requestThumbs(cards, gen) {
+  for (const card of cards) card.dataset.state = "queued";
   try {
-    const r = await postRender(Number(card.dataset.index), S.grid, gridSteps());
+    const r = await api("/api/renders/batch", {
+      method: "POST",
+      body: JSON.stringify({ model: S.model, layer: S.layer, units: cards.map((c) => Number(c.dataset.index)),
+        method: S.method, size: S.grid, steps: gridSteps(), seed: S.seed }),
+    });
     if (gen !== generation) return;
-    card.renderId = r.id;
-    card.links = r.links;
-    if (r.state === "done") showThumb(card, r.links.image);
-    card.dataset.state = r.state;
-    watching.set(r.id, card);   // done ones too: the next poll brings their activation
+    const later = [];
+    r.renders.forEach((created, i) => {
+      const card = cards[i];
+      if (created === null) { later.push(card); return; }   // the queue was full: ask again later
+      card.renderId = created.id;
+      card.links = created.links;
+      if (created.state === "done") showThumb(card, created.links.image);
+      card.dataset.state = created.state;
+      watching.set(created.id, card);   // done ones too: the next poll brings their activation
+    });
+    if (later.length) askLater(later, r.retry_after, gen);
     poll();
   } catch (err) {
     if (gen !== generation) return;
-    if (err.status === 429) {   // the server is busy: wait as it asks, then try again if still visible
-      card.dataset.state = "waiting";
-      await sleep(err.retryAfter * 1000);
-      if (gen === generation) {
-        card.dataset.state = "idle";
-        if (card.visible) requestThumb(card, gen);
-      }
-      return;
-    }
-    card.dataset.state = "failed";
-    card.title = err.message;
+    if (err.status === 429) { askLater(cards, err.retryAfter, gen); return; }   // the server is busy
+    for (const card of cards) { card.dataset.state = "failed"; card.title = err.message; }
     toast(err.message);
   }
+}
+
+function askLater(cards, seconds, gen) {
+  for (const card of cards) card.dataset.state = "waiting";
+  setTimeout(() => {
+    if (gen !== generation) return;
+    for (const card of cards) if (card.dataset.state === "waiting") card.dataset.state = "idle";
+    scheduleRequests();
+  }, seconds * 1000);
 }
 
 function showThumb(card, src) {
@@ -279,11 +315,14 @@ function showThumb(card, src) {
 
 function updateCard(card, s) {
   card.dataset.state = s.state;
+  card.progress = s.progress;
   card.querySelector(".meter i").style.width = `${Math.round(s.progress * 100)}%`;
   if (s.activation !== null) card.querySelector(".act").textContent = s.activation.toFixed(2);
   const img = card.querySelector("img");
-  if (s.state === "running" && s.step > 0 && s.step !== card.shownStep && img.complete) {
+  const due = performance.now() - (card.previewAt || 0) >= PREVIEW_MS;
+  if (s.state === "running" && s.step > 0 && s.step !== card.shownStep && img.complete && due) {
     card.shownStep = s.step;
+    card.previewAt = performance.now();
     img.src = `${s.links.image}?step=${s.step}`;
   } else if (s.state === "done") {
     showThumb(card, s.links.image);
@@ -291,6 +330,13 @@ function updateCard(card, s) {
   } else if (s.state === "failed") {
     card.title = s.error || "failed";
   }
+}
+
+function nearlyDone() {
+  for (const card of watching.values()) {
+    if (card.dataset.state === "running" && card.progress >= 0.8) return true;
+  }
+  return false;
 }
 
 let polling = false;
@@ -309,12 +355,13 @@ async function poll() {
           if (!card) continue;
           updateCard(card, s);
           if (["done", "failed", "cancelled"].includes(s.state)) watching.delete(s.id);
-          if (s.state === "cancelled" && card.visible) { card.dataset.state = "idle"; requestThumb(card, generation); }
+          if (s.state === "cancelled") card.dataset.state = "idle";   // asked for again if in view
         }
         for (const id of ids) if (!seen.has(id)) watching.delete(id);
+        scheduleRequests();
         showQueue();
       } catch (_) { /* server restarting: keep trying */ }
-      await sleep(400);
+      await sleep(nearlyDone() ? 120 : 400);   // look again soon when renders are about to finish
     }
   } finally {
     polling = false;
