@@ -19,7 +19,7 @@ JOBS=${MUTMUT_JOBS:-1}
 
 declare -A TESTS=(
   [serve/scheduler]="tests/serve/test_scheduler.py"
-  [wga/download]="tests/wga/test_wga_download.py"
+  [wga/download]="tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py"
   [wga/fetch]="tests/wga/test_wga_download.py"
   [vis/render]="tests/vis/test_render.py tests/vis/test_errors.py tests/vis/test_display.py"
   [vis/classic]="tests/vis/test_classic.py"

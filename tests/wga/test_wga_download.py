@@ -278,6 +278,7 @@ def test_an_item_whose_name_the_filesystem_refuses_is_tried_again_on_a_rerun(ser
         assert server.requests[f"/art/{bad}.jpg"] == attempt
         [(reason, n)] = report.reasons.items()
         assert n == 1 and reason.startswith("OSError: ") and "File name too long" in reason
+        assert len(reason) == 300  # the long name makes the message longer: cut to 300 characters
 
 
 def test_a_vanished_file_is_marked_pending_before_any_fetch(server, data_dir, keys, monkeypatch):
@@ -326,3 +327,32 @@ def test_the_manifest_records_how_many_attempts_an_image_took_and_the_report_its
     assert {it.id: it.attempts for it in items} == {keys[0]: 3, keys[1]: 1, keys[2]: 1}
     assert report.bytes == sum(it.bytes for it in items) == sum(
         (store_dir(data_dir, "art") / it.path).stat().st_size for it in items)
+
+
+def test_the_progress_bar_counts_every_image_and_shows_failures_and_missing(server, data_dir, keys, jpegs,
+                                                                            monkeypatch):
+    import tqdm
+
+    bars = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.n, self.postfix = kwargs, kwargs.get("initial", 0), {}
+            bars.append(self)
+
+        def update(self, n):
+            self.n += n
+
+        def set_postfix(self, **kwargs):
+            self.postfix = kwargs
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    bad, gone = "x" * 300, keys[-1]  # a refused file name; a 404
+    server.images = {**jpegs, bad: jpegs[keys[0]]}
+    download(data_dir, [keys[0], keys[1], bad, gone], server.url, DownloadOptions(**FAST), progress=False)
+    [bar] = bars
+    assert (bar.kwargs["total"], bar.n) == (4, 4)
+    assert bar.postfix == {"failed": 1, "missing": 1, "refresh": False}
