@@ -124,6 +124,10 @@ def test_bad_options_are_clear_errors(data_dir, option, message):
 def test_empty_selection_is_an_error(capsys, monkeypatch, data_dir):
     code, _, err = run_cli(capsys, monkeypatch, "wga", "download", "TYPE=nothing", "--data-dir", str(data_dir))
     assert code == 2 and "selects no artwork" in err
+    with pytest.raises(UserError) as info:
+        download(data_dir, [], "http://127.0.0.1:9", DownloadOptions(), progress=False)
+    assert str(info.value) == ("the query selects no artwork, so there is nothing to download; check it with "
+                               "`imagemachines wga query QUERY --count`.")
 
 
 def test_images_decode_check_rejects_truncation(jpegs):
@@ -354,5 +358,10 @@ def test_the_progress_bar_counts_every_image_and_shows_failures_and_missing(serv
     server.images = {**jpegs, bad: jpegs[keys[0]]}
     download(data_dir, [keys[0], keys[1], bad, gone], server.url, DownloadOptions(**FAST), progress=False)
     [bar] = bars
-    assert (bar.kwargs["total"], bar.n) == (4, 4)
+    assert (bar.kwargs["total"], bar.n, bar.kwargs["disable"]) == (4, 4, True)
     assert bar.postfix == {"failed": 1, "missing": 1, "refresh": False}
+    download(data_dir, keys[2:3], server.url, DownloadOptions(**FAST))
+    assert bars[1].kwargs["disable"] is False and bars[1].kwargs["initial"] == 0  # shown unless asked not to
+    with Manifest(manifest_db(data_dir), readonly=True) as m:
+        [item] = m.items("art", keys[2:3])
+    assert item.url == f"{server.url}/art/{keys[2]}.jpg"
