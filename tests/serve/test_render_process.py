@@ -212,3 +212,14 @@ def test_a_failing_callback_stops_the_children_and_the_next_render_is_not_mixed_
     assert pool.pids == pids
     for a, b in zip(mine, again, strict=True):
         assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
+
+
+def test_merged_progress_is_the_slowest_part_s_step_and_images_only_when_every_part_has_some():
+    from imagemachines.serve.render_process import _merged
+
+    latest = [(3, 6, [0.5, 0.25]), (5, 6, [2.0])]
+    picture = np.full((2, 3, 2, 2), 255, np.uint8), np.zeros((1, 3, 2, 2), np.uint8)
+    report = _merged(latest, list(picture))
+    assert (report.step, report.total, report.activations) == (3, 6, [0.5, 0.25, 2.0])
+    assert tuple(report.images.shape) == (3, 3, 2, 2) and report.images[:2].min() == 1 and report.images[2].max() == 0
+    assert _merged(latest, [picture[0], None]).images is None and _merged(latest, None).images is None

@@ -38,6 +38,11 @@ OCTAVES = 10
 OCTAVE_SCALE = 1.2
 
 
+def problem_status(exc: UserError) -> int:
+    """404 for a well-formed request naming a model or layer that is not here, else 422."""
+    return 404 if isinstance(exc, (UnknownModel, UnknownLayer)) else 422
+
+
 def links(job_id: str) -> Links:
     base = f"/api/renders/{job_id}"
     return Links(self=base, image=f"{base}/image", events=f"{base}/events", download=f"{base}/image?download=1")
@@ -154,8 +159,7 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
             try:
                 specs.append(catalog.resolve(one))
             except UserError as exc:
-                status = 404 if isinstance(exc, (UnknownModel, UnknownLayer)) else 422
-                raise HTTPException(status, f"units[{i}]: {exc}") from None
+                raise HTTPException(problem_status(exc), f"units[{i}]: {exc}") from None
         try:
             jobs, retry_after = scheduler.submit_many(specs)
         except QueueFull as exc:

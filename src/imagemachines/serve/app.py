@@ -15,9 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from imagemachines import __version__
-from imagemachines.errors import UnknownLayer, UnknownModel, UserError
+from imagemachines.errors import UserError
 from imagemachines.models import LoadedModel
-from imagemachines.serve.api import build_router
+from imagemachines.serve.api import build_router, problem_status
 from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
@@ -120,8 +120,7 @@ def create_app(
 
     @app.exception_handler(UserError)
     async def user_error(_request: Request, exc: UserError) -> JSONResponse:
-        missing = isinstance(exc, (UnknownModel, UnknownLayer))  # a well-formed request naming what is not here
-        return JSONResponse({"detail": str(exc)}, status_code=404 if missing else 422)
+        return JSONResponse({"detail": str(exc)}, status_code=problem_status(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

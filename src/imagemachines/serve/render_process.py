@@ -259,10 +259,10 @@ class RenderProcesses:
         if mine is not model:
             raise UserError(f"The render processes serve another model called {model.name!r} (weights "
                             f"{mine.weights_id}, not {model.weights_id}): give them the models the server serves.")
+        from imagemachines.vis.render import seeds_for
+
         units = list(units)
-        seeds = [int(seed)] * len(units) if isinstance(seed, int) else [int(s) for s in seed]
-        if len(seeds) != len(units):
-            raise UserError(f"Got {len(seeds)} seeds for {len(units)} images: give one seed, or one per unit.")
+        seeds = seeds_for(seed, len(units))
         parts = split(len(units), self.processes) if units else [range(0)]
         with self._lock:
             self._spawn(len(parts))

@@ -73,7 +73,8 @@ def units_objective(units: Sequence[Unit], border: int = 0) -> Objective:
     return PerImage([units_objective([u], border) for u in units])
 
 
-def _seeds(seed: int | Sequence[int], n: int) -> list[int]:
+def seeds_for(seed: int | Sequence[int], n: int) -> list[int]:
+    """One seed per image: *seed* repeated, or the given list checked against *n*."""
     seeds = [int(seed)] * n if isinstance(seed, int) else [int(s) for s in seed]
     if len(seeds) != n:
         raise UserError(f"Got {len(seeds)} seeds for {n} images: give one seed, or one per unit.")
@@ -118,7 +119,7 @@ def render(
     n = len(unit_list)
     if not 1 <= n <= MAX_BATCH:
         raise UserError(f"A render takes 1 to {MAX_BATCH} units at once; got {n}.")
-    seeds = _seeds(seed, n)
+    seeds = seeds_for(seed, n)
     objective = objective_for(1)
     device = model.device
     tap = model.tap(objective.layers, fast=True)
