@@ -14,13 +14,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+[[ $PYTHON == /* ]] || PYTHON=$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")  # the runs cd elsewhere
 MUTMUT=$(dirname "$PYTHON")/mutmut
 JOBS=${MUTMUT_JOBS:-1}
 
 declare -A TESTS=(
   [serve/scheduler]="tests/serve/test_scheduler.py"
-  [wga/download]="tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py"
-  [wga/fetch]="tests/wga/test_wga_download.py"
+  [wga/download]="tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_offline.py"
+  [wga/fetch]="tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_resume.py"
   [vis/render]="tests/vis/test_render.py tests/vis/test_errors.py tests/vis/test_display.py"
   [vis/classic]="tests/vis/test_classic.py"
   [models/fuse]="tests/vis/test_taps.py"
