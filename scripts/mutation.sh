@@ -19,9 +19,9 @@ MUTMUT=$(dirname "$PYTHON")/mutmut
 JOBS=${MUTMUT_JOBS:-1}
 
 declare -A TESTS=(
-  [serve/scheduler]="tests/serve/test_scheduler.py"
-  [wga/download]="tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_offline.py"
-  [wga/fetch]="tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_resume.py"
+  [serve/scheduler]="tests/serve/test_scheduler.py tests/serve/test_api.py"
+  [wga/download]="tests/wga/test_wga_fetch.py tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_offline.py"
+  [wga/fetch]="tests/wga/test_wga_fetch.py tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_resume.py"
   [vis/render]="tests/vis/test_render.py tests/vis/test_errors.py tests/vis/test_display.py"
   [vis/classic]="tests/vis/test_classic.py"
   [models/fuse]="tests/vis/test_taps.py"
@@ -44,25 +44,8 @@ modules=("$@")
 
 toml_list() { local out="" f; for f in "$@"; do [[ -e "$ROOT/$f" ]] && out+="\"$f\", "; done; echo "[${out%, }]"; }
 
-mkdir -p "$ROOT/mutants"
-for mod in "${modules[@]}"; do
-  [[ -n "${TESTS[$mod]:-}" ]] || { echo "unknown module $mod; known: ${ORDER[*]}" >&2; exit 2; }
-  work="$ROOT/mutants/${mod//\//-}"
-  if (( survivors )); then
-    [[ -s "$work/results.txt" ]] || { echo "no earlier run of $mod to rerun" >&2; continue; }
-    if ! cmp -s "$ROOT/src/imagemachines/$mod.py" "$work/src/imagemachines/$mod.py"; then
-      echo "$mod.py changed since its run: rerun it whole" >&2; continue; fi
-    rm -rf "$work/tests" && cp -r "$ROOT/tests" "$work/tests"  # mutmut finds the new tests and maps them
-    names=$(awk -F: '/: /{gsub(/ /, "", $1); print $1}' "$work/results.txt")
-    echo "== $mod: rerunning $(echo "$names" | wc -w) mutants not killed before"
-    start=$(date +%s)
-    # shellcheck disable=SC2086
-    (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" $names > rerun.log 2>&1) || {
-      echo "mutmut failed for $mod; see $work/rerun.log" >&2; tail -20 "$work/rerun.log" >&2; continue; }
-  else
-  rm -rf "$work"
-  mkdir -p "$work"
-  (cd "$ROOT" && tar --exclude=__pycache__ -cf - src tests) | tar -xf - -C "$work"
+write_config() {  # $1 module, $2 its scratch dir: the [tool.mutmut] section and the fastest-first conftest
+  local mod=$1 work=$2 tests skip t
   # shellcheck disable=SC2086
   tests=$(toml_list ${TESTS[$mod]})
   skip=""
@@ -94,17 +77,47 @@ def pytest_collection_modifyitems(items):
         duration = json.loads(stats.read_text()).get("duration_by_test", {})
         items.sort(key=lambda item: duration.get(item.nodeid, 0.0))
 PY
-  echo "== $mod against $tests"
+}
+
+mkdir -p "$ROOT/mutants"
+for mod in "${modules[@]}"; do
+  [[ -n "${TESTS[$mod]:-}" ]] || { echo "unknown module $mod; known: ${ORDER[*]}" >&2; exit 2; }
+  work="$ROOT/mutants/${mod//\//-}"
+  if (( survivors )); then
+    [[ -s "$work/results.txt" ]] || { echo "no earlier run of $mod to rerun" >&2; continue; }
+    if ! cmp -s "$ROOT/src/imagemachines/$mod.py" "$work/src/imagemachines/$mod.py"; then
+      echo "$mod.py changed since its run: rerun it whole" >&2; continue; fi
+    rm -rf "$work/tests" && cp -r "$ROOT/tests" "$work/tests"  # mutmut finds the new tests and maps them
+    write_config "$mod" "$work"  # the module's test files as listed now
+    names=$(awk -F: '/: /{gsub(/ /, "", $1); print $1}' "$work/results.txt")
+    echo "== $mod: rerunning $(echo "$names" | wc -w) mutants not killed before"
+    start=$(date +%s)
+    # shellcheck disable=SC2086
+    (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" $names > rerun.log 2>&1) || {
+      echo "mutmut failed for $mod; see $work/rerun.log" >&2; tail -20 "$work/rerun.log" >&2; continue; }
+  else
+  rm -rf "$work"
+  mkdir -p "$work"
+  (cd "$ROOT" && tar --exclude=__pycache__ -cf - src tests) | tar -xf - -C "$work"
+  write_config "$mod" "$work"
+  echo "== $mod against ${TESTS[$mod]}"
   start=$(date +%s)
   (cd "$work" && env -u PYTHONPATH "$MUTMUT" run --max-children "$JOBS" > run.log 2>&1) || {
     echo "mutmut failed for $mod; see $work/run.log" >&2; tail -20 "$work/run.log" >&2; continue; }
   fi
   (cd "$work" && env -u PYTHONPATH "$MUTMUT" results --all true > all.txt 2>&1 || true)
-  (cd "$work" && env -u PYTHONPATH "$MUTMUT" results > results.txt 2>&1 || true)
+  # After --survivors, mutmut reports the mutants killed in the first run as "not checked": what is still
+  # alive is every mutant neither killed, timed out nor (in a rerun) killed before.
+  grep ': ' "$work/all.txt" | grep -v ': killed$\|: timeout$\|: not checked$' > "$work/results.txt" || true
   total=$(grep -c ': ' "$work/all.txt" || true)
-  killed=$(grep -c ': killed' "$work/all.txt" || true)
-  timeout=$(grep -c ': timeout' "$work/all.txt" || true)
-  what=$( (( survivors )) && echo "survivors rerun" || echo "run")
-  line="$mod ($what): killed $killed + $timeout timeouts / $total ($(( $(date +%s) - start )) s); survived or other: $(grep -c ': ' "$work/results.txt" || true)"
+  killed=$(grep -c ': killed$' "$work/all.txt" || true)
+  timeout=$(grep -c ': timeout$' "$work/all.txt" || true)
+  alive=$(grep -c ': ' "$work/results.txt" || true)
+  if (( survivors )); then
+    line="$mod (survivors rerun): $killed killed + $timeout timeouts of those rerun; caught $(( total - alive )) / $total; still alive: $alive"
+  else
+    line="$mod (run): killed $killed + $timeout timeouts / $total; not killed: $alive"
+  fi
+  line+=" ($(( $(date +%s) - start )) s)"
   echo "$line" | tee -a "$ROOT/mutants/summary.txt"
 done

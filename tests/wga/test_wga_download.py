@@ -121,6 +121,28 @@ def test_bad_options_are_clear_errors(data_dir, option, message):
         download(data_dir, ["a/b"], "http://127.0.0.1:9", DownloadOptions(**option), progress=False)
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    ({"concurrency": 0}, "--concurrency 0 is out of range: use 1 to 64 (a few is polite)."),
+    ({"concurrency": 65}, "--concurrency 65 is out of range: use 1 to 64 (a few is polite)."),
+    ({"rate": -0.5}, "--rate -0.5 is negative: give requests per second, or 0 for no limit."),
+    ({"max_side": 15}, "--max-side 15 is too small: use at least 16 pixels, or leave it out."),
+    ({"retries": -1}, "--retries and --backoff must be >= 0 and --timeout > 0."),
+    ({"backoff": -0.01}, "--retries and --backoff must be >= 0 and --timeout > 0."),
+    ({"timeout": 0.0}, "--retries and --backoff must be >= 0 and --timeout > 0."),
+    ({"max_bytes": 1023}, "--max-bytes 1023 is too small: images need at least a few kB."),
+])
+def test_options_just_outside_their_bounds_are_refused_with_the_bound(option, message):
+    with pytest.raises(UserError) as info:
+        DownloadOptions(**option).validate()
+    assert str(info.value) == message
+
+
+def test_options_at_their_bounds_are_accepted():
+    for option in ({"concurrency": 1}, {"concurrency": 64}, {"rate": 0.0}, {"max_side": 16}, {"max_side": None},
+                   {"retries": 0}, {"backoff": 0.0}, {"timeout": 0.001}, {"max_bytes": 1024}):
+        DownloadOptions(**option).validate()  # raises on a bound drawn one step too tight
+
+
 def test_empty_selection_is_an_error(capsys, monkeypatch, data_dir):
     code, _, err = run_cli(capsys, monkeypatch, "wga", "download", "TYPE=nothing", "--data-dir", str(data_dir))
     assert code == 2 and "selects no artwork" in err
