@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ def test_every_available_image_arrives_despite_faults(server, data_dir, keys, jp
     for k in keys[-NOT_ON_SERVER:]:  # 404: recorded as missing after one request
         assert server.requests[f"/art/{k}.jpg"] == 1
     assert all(ua.startswith("imagemachines/") for ua in server.user_agents)
+    assert server.accept_encodings == {"identity"}  # JPEGs gain nothing from compression; no decoding to do
 
 
 def test_persistent_failures_exit_nonzero_and_a_rerun_finishes(capsys, monkeypatch, server, data_dir, keys, jpegs):
@@ -76,6 +78,8 @@ def test_rate_limit_connections_and_variant(server, data_dir, keys):
     assert server.max_active <= 3
     assert all(server.requests[f"/detail/{k}.jpg"] == 1 for k in some)
     assert store_dir(data_dir, "detail").is_dir()
+    with Manifest(manifest_db(data_dir), readonly=True) as m:  # the manifest names the variant's URL
+        assert {it.url for it in m.items("detail", some[:2])} == {f"{server.url}/detail/{k}.jpg" for k in some[:2]}
 
 
 def test_max_side_stores_downscaled_copies(server, data_dir, keys):
@@ -284,6 +288,12 @@ def test_a_download_looks_only_at_its_own_selection_and_counts_what_it_found(ser
         m.set_state("art", keys[3], "pending")
     report = download(data_dir, keys[:6], server.url, DownloadOptions(**FAST), progress=False)
     assert (report.selected, report.already, report.adopted, report.fetched) == (6, 3, 2, 1)
+    server.always = {keys[6]: "500"}
+    download(data_dir, keys[6:7], server.url, DownloadOptions(**{**FAST, "retries": 0}), progress=False)
+    before = time.monotonic()
+    report = download(data_dir, keys[7:8], server.url, DownloadOptions(**FAST), progress=False)
+    assert report.counts == {"ok": 1} and report.reasons == {}  # keys[6]'s failure is not this selection's
+    assert 0 <= report.elapsed <= time.monotonic() - before
 
 
 def test_a_leftover_file_beyond_the_pixel_bound_is_not_adopted(server, data_dir, keys):
@@ -378,10 +388,13 @@ def test_the_progress_bar_counts_every_image_and_shows_failures_and_missing(serv
     monkeypatch.setattr(tqdm, "tqdm", Bar)
     bad, gone = "x" * 300, keys[-1]  # a refused file name; a 404
     server.images = {**jpegs, bad: jpegs[keys[0]]}
-    download(data_dir, [keys[0], keys[1], bad, gone], server.url, DownloadOptions(**FAST), progress=False)
+    worse = "y" * 300  # a second refused name: the bar counts failures, it does not just flag them
+    server.images = {**jpegs, bad: jpegs[keys[0]], worse: jpegs[keys[0]]}
+    download(data_dir, [keys[0], keys[1], bad, gone, worse], server.url, DownloadOptions(**FAST), progress=False)
     [bar] = bars
-    assert (bar.kwargs["total"], bar.n, bar.kwargs["disable"]) == (4, 4, True)
-    assert bar.postfix == {"failed": 1, "missing": 1, "refresh": False}
+    assert (bar.kwargs["total"], bar.n, bar.kwargs["disable"]) == (5, 5, True)
+    assert (bar.kwargs["desc"], bar.kwargs["unit"]) == ("wga art", "img")
+    assert bar.postfix == {"failed": 2, "missing": 1, "refresh": False}
     download(data_dir, keys[2:3], server.url, DownloadOptions(**FAST))
     assert bars[1].kwargs["disable"] is False and bars[1].kwargs["initial"] == 0  # shown unless asked not to
     with Manifest(manifest_db(data_dir), readonly=True) as m:

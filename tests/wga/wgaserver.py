@@ -47,6 +47,7 @@ class WgaServer:
         self.served: Counter[str] = Counter()
         self.times: dict[str, list[float]] = defaultdict(list)
         self.user_agents: set[str] = set()
+        self.accept_encodings: set[str] = set()
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
@@ -102,6 +103,7 @@ class WgaServer:
         with self._lock:
             self.requests[path] += 1
             self.user_agents.add(h.headers.get("User-Agent", ""))
+            self.accept_encodings.add(h.headers.get("Accept-Encoding", ""))
         if path in self.files:
             self._send(h, 200, self.files[path], "application/octet-stream")
             return
