@@ -310,16 +310,19 @@ def test_a_stream_of_larger_requests_preempts_a_small_render_at_most_twice(make)
     assert small.preempted == 2 and s.counts()["preempted"] == 2
 
 
-def test_a_render_past_half_its_steps_is_not_preempted(make):
-    engine = FakeEngine(pause_at=6)
+@pytest.mark.parametrize(("paused_at", "sizes"), [(6, [16, 64]), (5, [16, 64, 16])])
+def test_a_render_past_half_its_steps_is_not_preempted(make, paused_at, sizes):
+    engine = FakeEngine(pause_at=paused_at)
     s = make(engine)
     small = s.submit(spec(0, size=16, steps=10))
-    assert engine.paused.wait(5)  # step 6 of 10: past the half
+    assert engine.paused.wait(5)  # step 6 of 10 is past the half; step 5, at the half, may still be preempted
     big = s.submit(spec(1, size=64, steps=1))
+    if paused_at == 5:
+        assert wait(s, big)["state"] == "done"  # it ran while the small one went back to the queue
     engine.resume.set()
     assert wait(s, small)["state"] == "done" and wait(s, big)["state"] == "done"
-    assert [c["size"] for c in engine.calls] == [16, 64]
-    assert s.counts()["preempted"] == 0
+    assert [c["size"] for c in engine.calls] == sizes
+    assert s.counts()["preempted"] == len(sizes) - 2
 
 
 def test_a_preempted_render_keeps_its_place_in_arrival_order(make):
@@ -480,3 +483,72 @@ def test_asking_again_for_a_running_or_cached_render_gives_the_same_job_and_coun
     fresh._jobs.clear()  # forgotten in memory: the next is another cache hit, counted on top
     assert fresh.submit(spec(3)).id == running.id and fresh.counts()["cache_hits"] == 2
     assert len(engine.calls) == 1
+
+
+@pytest.mark.parametrize(("steps", "device", "every"), [
+    (64, "cpu", 1), (4000, "cpu", 1), (16, "cuda", 1), (64, "cuda", 2), (100, "cuda", 3), (96, "cuda", 3),
+    (256, "cuda", 8), (320, "cuda", 8), (5000, "mps", 8),
+])
+def test_previews_come_every_step_on_a_cpu_and_up_to_every_8th_on_a_gpu(steps, device, every):
+    from imagemachines.serve.scheduler import preview_every
+
+    assert preview_every(steps, device) == every
+
+
+def test_a_snapshot_holds_the_public_fields_and_the_worker_is_a_named_daemon(make):
+    s = make(FakeEngine())
+    job = s.submit(spec(2))
+    snap = wait(s, job)
+    assert snap == {"id": job.id, "state": "done", "step": 4, "total": 4, "activation": 2.0, "error": None,
+                    "recipe": job.recipe, "version": job.version}
+    # a daemon, so a render stuck in the engine never keeps the process from exiting; named for py-spy and logs
+    assert (s._thread.name, s._thread.daemon) == ("imagemachines-render", True)
+
+
+def test_failed_and_cancelled_renders_are_counted_once_per_unit(make):
+    class Boom(FakeEngine):
+        def __call__(self, *a, **kw):
+            raise RuntimeError("CUDA out of memory")
+
+    class GivesUp(FakeEngine):  # an engine that cancels by itself, not asked to by a preemption
+        def __call__(self, *a, **kw):
+            raise RenderCancelled
+
+    for engine, state in [(Boom(), "failed"), (GivesUp(), "cancelled")]:
+        s = make(engine)
+        jobs, _ = s.submit_many([spec(1), spec(2)])  # queued together: one engine call of two units
+        assert [wait(s, j)["state"] for j in jobs] == [state, state]
+        other = "cancelled" if state == "failed" else "failed"
+        assert (s.counts()[state], s.counts()[other], s.counts()["batches"]) == (2, 0, 0)
+        assert set(s.counts()) == {"queued", "running", "known", "batches", "units", "failed", "cancelled",
+                                   "cache_hits", "preempted"}
+
+
+def test_an_idle_worker_waits_the_batch_window_so_simultaneous_clicks_share_a_call(make, monkeypatch):
+    import types
+
+    from imagemachines.serve import scheduler as scheduler_module
+
+    windows, in_window, release = [], threading.Event(), threading.Event()
+
+    def sleep(seconds):  # the window, held open until the test has sent its other clicks
+        windows.append(seconds)
+        in_window.set()
+        assert release.wait(5)
+
+    monkeypatch.setattr(scheduler_module, "time", types.SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
+    engine = FakeEngine()
+    s = make(engine, batch_window=0.25)
+    engine.gate.clear()
+    first = s.submit(spec(0))
+    assert in_window.wait(5)  # the worker woke from idle and waits before taking a batch
+    clicks = [s.submit(spec(c)) for c in (1, 2)]
+    release.set()
+    assert engine.started.wait(5)
+    later = [s.submit(spec(c)) for c in (3, 4)]  # queued while the worker is busy: no window after that call
+    engine.gate.set()
+    for job in [first, *clicks, *later]:
+        assert wait(s, job)["state"] == "done"
+    assert [c["units"] for c in engine.calls] == [["features.2:0", "features.2:1", "features.2:2"],
+                                                  ["features.2:3", "features.2:4"]]
+    assert windows == [0.25]

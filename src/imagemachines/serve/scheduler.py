@@ -337,9 +337,10 @@ class Scheduler:
 
     # -- the worker ---------------------------------------------------------------------------------------
     def _work(self) -> None:
+        fresh = True  # started by a request that just arrived: like a wake from idle, others may be on their way
         while True:
             with self._cond:
-                idle = not self._queued
+                idle, fresh = fresh or not self._queued, False
                 while not self._queued and not self._closing:
                     self._cond.wait()
                 if self._closing:
