@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -37,7 +38,8 @@ class FakeEngine:
         self.resume = threading.Event()
 
     def __call__(self, model, units, *, method, size, steps, seed, preview_every, on_progress, stop):
-        self.calls.append({"units": [str(u) for u in units], "size": size, "seeds": list(seed)})
+        self.calls.append({"units": [str(u) for u in units], "size": size, "seeds": list(seed),
+                           "preview_every": preview_every})
         self.started.set()
         while not self.gate.wait(0.005):
             if stop():
@@ -278,7 +280,7 @@ def test_close_cancels_everything_and_stops_the_worker(make):
         s.submit(spec(2))
 
 
-def test_a_failure_while_storing_a_result_fails_the_job_not_the_worker(make):
+def test_a_failure_while_storing_a_result_fails_the_job_not_the_worker(make, caplog):
     engine = FakeEngine()
     s = make(engine)
 
@@ -288,6 +290,8 @@ def test_a_failure_while_storing_a_result_fails_the_job_not_the_worker(make):
     s.cache.put = broken_put
     snap = wait(s, s.submit(spec(1)))
     assert snap["state"] == "failed" and "JSON-able" in snap["error"]
+    [record] = [r for r in caplog.records if r.name == "imagemachines.serve"]  # with its traceback, for the operator
+    assert record.getMessage() == "render batch failed" and record.exc_info[0] is TypeError
     del s.cache.put  # the real method again
     assert wait(s, s.submit(spec(2)))["state"] == "done"
 
@@ -365,7 +369,9 @@ def test_a_full_disk_fails_only_the_unit_it_hit_with_advice(make):
     engine.gate.set()
     failed, done = (wait(s, j) for j in pair)
     assert engine.calls[-1]["units"] == ["features.2:1", "features.2:2"]
-    assert failed["state"] == "failed" and "free disk space" in failed["error"] and "--cache-dir" in failed["error"]
+    assert failed["state"] == "failed" and failed["error"] == (
+        "Could not write the render cache ([Errno 28] No space left on device); "
+        "check free disk space and the --cache-dir permissions.")
     assert done["state"] == "done" and s.cache.png(pair[1].id) is not None
 
 
@@ -505,19 +511,31 @@ def test_a_snapshot_holds_the_public_fields_and_the_worker_is_a_named_daemon(mak
     assert (s._thread.name, s._thread.daemon) == ("imagemachines-render", True)
 
 
-def test_failed_and_cancelled_renders_are_counted_once_per_unit(make):
+def test_failed_and_cancelled_renders_are_counted_once_per_unit(make, caplog):
     class Boom(FakeEngine):
         def __call__(self, *a, **kw):
+            self.calls.append(kw)
             raise RuntimeError("CUDA out of memory")
 
     class GivesUp(FakeEngine):  # an engine that cancels by itself, not asked to by a preemption
         def __call__(self, *a, **kw):
+            self.calls.append(kw)
             raise RenderCancelled
 
     for engine, state in [(Boom(), "failed"), (GivesUp(), "cancelled")]:
         s = make(engine)
+        caplog.clear()
         jobs, _ = s.submit_many([spec(1), spec(2)])  # queued together: one engine call of two units
         assert [wait(s, j)["state"] for j in jobs] == [state, state]
+        assert len(engine.calls) == 1  # a crash is not retried unit by unit (only a UserError is)
+        logged = [r.getMessage() for r in caplog.records if r.name == "imagemachines.serve"]
+        if state == "failed":
+            assert logged == ["render of 2 unit(s) failed"]
+            assert [s.snapshot(j)["error"] for j in jobs] == [
+                "The render failed inside the engine (RuntimeError: CUDA out of memory). "
+                "Try a smaller size or another method."] * 2
+        else:
+            assert logged == [] and [s.snapshot(j)["error"] for j in jobs] == [None, None]
         other = "cancelled" if state == "failed" else "failed"
         assert (s.counts()[state], s.counts()[other], s.counts()["batches"]) == (2, 0, 0)
         assert set(s.counts()) == {"queued", "running", "known", "batches", "units", "failed", "cancelled",
@@ -552,3 +570,118 @@ def test_an_idle_worker_waits_the_batch_window_so_simultaneous_clicks_share_a_ca
     assert [c["units"] for c in engine.calls] == [["features.2:0", "features.2:1", "features.2:2"],
                                                   ["features.2:3", "features.2:4"]]
     assert windows == [0.25]
+    default = Scheduler({"tiny": tiny_loaded_model()}, s.cache, render_fn=engine)
+    assert 0 < default.batch_window <= 0.05  # by default the window delays a lone click by no more than 50 ms
+
+
+def test_the_batch_time_estimate_follows_each_batch(make, monkeypatch):
+    import types
+
+    from imagemachines.serve import scheduler as scheduler_module
+
+    clock = iter([100.0, 103.0, 200.0, 201.0])  # a batch of 3 s, then one of 1 s
+    fake_time = types.SimpleNamespace(sleep=time.sleep, monotonic=lambda: next(clock))
+    monkeypatch.setattr(scheduler_module, "time", fake_time)
+    s = make(FakeEngine())
+    assert s._batch_seconds == 2.0  # the guess before any render
+    wait(s, s.submit(spec(1)))
+    assert s._batch_seconds == pytest.approx(0.7 * 2.0 + 0.3 * 3.0)
+    wait(s, s.submit(spec(2)))
+    assert s._batch_seconds == pytest.approx(0.7 * 2.3 + 0.3 * 1.0)
+    assert s._retry_after() == 2  # ceil(1.91 s x one batch ahead)
+
+
+def test_progress_reaches_every_running_job_with_previews_clamped_to_bytes(make):
+    class Steps(FakeEngine):
+        """Step 1 without activations or images, then (on `resume`) step 2 with both, then (on `gate`) done."""
+
+        def __call__(self, model, units, *, on_progress, stop, **kw):
+            images = torch.tensor([-0.5, 0.6, 1.5]).view(1, 3, 1, 1).expand(len(units), 3, 2, 2)
+            on_progress(Progress(1, 3, [], None))  # nothing breaks for want of them
+            self.started.set()
+            assert self.resume.wait(5)
+            on_progress(Progress(2, 3, [7.0, 8.0, 9.0], images))
+            self.paused.set()
+            assert self.gate.wait(5)
+            return [Render(u, Image.new("RGB", (2, 2)), 1.0, {"unit": str(u)}) for u in units]
+
+    engine = Steps()
+    engine.gate.clear()
+    s = make(engine)
+    jobs, _ = s.submit_many([spec(c, size=16, steps=3) for c in (0, 1, 2)])
+    assert engine.started.wait(5)
+    assert [(s.snapshot(j)["step"], s.snapshot(j)["activation"], j.preview) for j in jobs] == [(1, None, None)] * 3
+    s.cancel(jobs[0].id)  # the first of the batch leaves; the others still hear of every step
+    engine.resume.set()
+    assert engine.paused.wait(5)
+    assert [s.snapshot(j)["activation"] for j in jobs] == [None, 8.0, 9.0]
+    assert [(j.step, j.total) for j in jobs] == [(1, 3), (2, 3), (2, 3)]
+    assert jobs[1].preview.tolist() == [[[0, 153, 255]] * 2] * 2 and jobs[1].preview.dtype == np.uint8
+    engine.gate.set()
+    assert [wait(s, j)["state"] for j in jobs] == ["cancelled", "done", "done"]
+
+
+def test_a_user_error_for_a_single_unit_fails_it_with_the_engines_words(make):
+    class Refuses(FakeEngine):
+        def __call__(self, model, units, **kw):
+            self.calls.append([str(u) for u in units])
+            raise UserError(f"unit {units[0]} is outside the layer")
+
+    engine = Refuses()
+    s = make(engine)
+    snap = wait(s, s.submit(spec(9)))
+    assert (snap["state"], snap["error"]) == ("failed", "unit features.2:9 is outside the layer")
+    assert engine.calls == [["features.2:9"]] and s.counts()["failed"] == 1
+
+
+def test_cancelling_every_job_of_a_render_stops_the_engine_at_its_next_step(make):
+    engine = FakeEngine(pause_at=1, pause_size=32)  # it polls stop() while paused and is never resumed
+    s = make(engine, preempt=False)
+    jobs, _ = s.submit_many([spec(1, steps=8), spec(2, steps=8)])
+    assert engine.paused.wait(5)
+    s.cancel(jobs[0].id)
+    s.cancel(jobs[1].id)
+    after = s.submit(spec(3, layer="features.3", steps=1, size=16))
+    assert wait(s, after)["state"] == "done"  # the worker was freed by the stop, not by a resume
+    assert [c["units"] for c in engine.calls] == [["features.2:1", "features.2:2"], ["features.3:3"]]
+
+
+def test_the_engine_is_asked_for_previews_as_often_as_the_device_allows(make):
+    engine = FakeEngine()
+    s = make(engine)
+    wait(s, s.submit(spec(1, steps=64)))
+    gpu_like = tiny_loaded_model().to("meta")  # not a CPU: the fake engine never computes with it
+    g = Scheduler({"tiny": gpu_like}, RenderCache(s.cache.root), render_fn=engine, batch_window=0)
+    try:
+        wait(g, g.submit(spec(2, steps=64)))
+        wait(g, g.submit(spec(3, steps=320)))
+    finally:
+        g.close()
+    assert [c["preview_every"] for c in engine.calls] == [1, 2, 8]
+
+
+def test_units_the_engine_returned_no_image_for_fail_and_the_rest_are_stored(make):
+    class Short(FakeEngine):  # renders all but the last unit of a batch
+        def __call__(self, model, units, **kw):
+            return super().__call__(model, units, **kw)[:-1]
+
+    engine = Short()
+    s = make(engine)
+    jobs, _ = s.submit_many([spec(c) for c in (1, 2, 3)])
+    assert [wait(s, j)["state"] for j in jobs] == ["done", "done", "failed"]
+    assert s.snapshot(jobs[2])["error"] == "The engine returned no image for this unit; try again."
+    jobs, _ = s.submit_many([spec(c, layer="features.3") for c in (1, 2)])
+    assert [wait(s, j)["state"] for j in jobs] == ["done", "failed"]
+    assert s.counts()["units"] == 5 and s.counts()["batches"] == 2  # units asked for, summed over the batches
+    assert s.counts()["failed"] == 2
+
+
+def test_each_change_to_a_job_bumps_its_version_by_one():
+    from imagemachines.serve.scheduler import Job
+
+    job = Job("k", spec(1), 0)
+    versions = [job.version]
+    for _ in range(3):
+        job.touch()
+        versions.append(job.version)
+    assert versions == [0, 1, 2, 3]
