@@ -114,7 +114,7 @@ for mod in "${modules[@]}"; do
   timeout=$(grep -c ': timeout$' "$work/all.txt" || true)
   alive=$(grep -c ': ' "$work/results.txt" || true)
   if (( survivors )); then
-    line="$mod (survivors rerun): $killed killed + $timeout timeouts of those rerun; caught $(( total - alive )) / $total; still alive: $alive"
+    line="$mod (survivors rerun): caught $(( total - alive )) / $total; still alive: $alive"
   else
     line="$mod (run): killed $killed + $timeout timeouts / $total; not killed: $alive"
   fi

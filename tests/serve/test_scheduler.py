@@ -685,3 +685,35 @@ def test_each_change_to_a_job_bumps_its_version_by_one():
         job.touch()
         versions.append(job.version)
     assert versions == [0, 1, 2, 3]
+
+
+def test_without_a_render_function_the_scheduler_uses_the_real_engine(tmp_path):
+    s = Scheduler({"tiny": tiny_loaded_model()}, RenderCache(tmp_path / "cache"), batch_window=0)
+    try:
+        snap = wait(s, s.submit(spec(1, size=16, steps=2)))
+    finally:
+        s.close()
+    assert snap["state"] == "done" and snap["recipe"]["steps"] == 2
+    assert Image.open(s.cache.png(snap["id"])).size == (16, 16)
+
+
+def test_close_stops_waiting_for_an_engine_that_does_not_listen_after_its_timeout(make):
+    release = threading.Event()
+
+    class Deaf(FakeEngine):  # ignores stop(): only `release` ends the call
+        def __call__(self, *a, **kw):
+            self.started.set()
+            release.wait(30)
+            raise RenderCancelled
+
+    engine = Deaf()
+    s = make(engine)
+    job = s.submit(spec(1))
+    assert engine.started.wait(5)
+    s.close(timeout=0.2)  # returns although the worker is still inside the engine
+    try:
+        assert s._thread.is_alive() and s.snapshot(job)["state"] == "cancelled"
+    finally:
+        release.set()
+    s._thread.join(5)
+    assert not s._thread.is_alive()
