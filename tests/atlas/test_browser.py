@@ -9,12 +9,9 @@ import pytest
 
 from imagemachines.atlas import AtlasSettings, build_atlas
 from tests.conftest import tiny_loaded_model
-from tests.serve.test_browser import ARGS, CHROMIUM
+from tests.serve.browsing import ARGS, BROWSER_MARKS, CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 CHECK_PAGE = """async () => {
   const imgs = [...document.images];

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tests.serve.test_browser import ARGS, CHROMIUM
+from tests.serve.browsing import ARGS, CHROMIUM
 
 
 def main() -> None:

@@ -137,3 +137,15 @@ def live_server(app, limits: ServerLimits = ServerLimits()) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium (Debian's, driven by Playwright) for the browser tests."""
+    from tests.serve.browsing import ARGS, CHROMIUM
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from imagemachines.models import DEFAULT_MODEL, load_model
 from imagemachines.serve.app import create_app
+from tests.serve.browsing import ARGS, CHROMIUM
 from tests.serve.conftest import live_server
-from tests.serve.test_browser import ARGS, CHROMIUM
 
 
 def main() -> None:

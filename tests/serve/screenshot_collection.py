@@ -19,8 +19,8 @@ from pathlib import Path
 from imagemachines.index import open_index
 from imagemachines.models import DEFAULT_MODEL, load_model
 from imagemachines.serve.app import create_app
+from tests.serve.browsing import ARGS, CHROMIUM
 from tests.serve.conftest import live_server
-from tests.serve.test_browser import ARGS, CHROMIUM
 
 ALL_IMAGES_SHOWN = "[...document.querySelectorAll('{0} img')].every(i => i.complete && i.naturalWidth > 0)"
 

@@ -9,25 +9,13 @@ from imagemachines.models import LOGITS
 from imagemachines.serve.app import create_app
 from imagemachines.serve.schemas import Limits
 from tests.conftest import tiny_loaded_model
+from tests.serve.browsing import ARTIFACTS, BROWSER_MARKS
 from tests.serve.collection_fixtures import build_tiny_index, painting
 from tests.serve.conftest import live_server
-from tests.serve.test_browser import ARGS, ARTIFACTS, CHROMIUM
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = BROWSER_MARKS
 
 VIEW = "model=tiny&method=lucid&size=64&steps=4&seed=0&grid=32"
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
