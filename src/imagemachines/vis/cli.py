@@ -93,6 +93,19 @@ def settings_tag(method: str, size: int, steps: int, seed: int) -> str:
     return f"{method}-{size}px-{steps}steps-seed{seed}"
 
 
+def weights_tag(weights_id: str) -> str:
+    """What tells weights apart in a file name, '' for the default ImageNet weights (names stay short for most):
+    'random' (--weights none), the torchvision weights' name ('IMAGENET1K_V2'), 'file-<8 hex>' for a state
+    dict, 'run-<8 hex>' for a trained run."""
+    if weights_id == "random-init":
+        return "random"
+    kind, _, rest = weights_id.partition(":")
+    if kind in ("file", "run"):
+        return f"{kind}-{rest[:8]}"
+    name = kind.rpartition(".")[2]  # 'MobileNet_V2_Weights.IMAGENET1K_V1:mobilenet_v2-b0353104.pth'
+    return "" if name == "IMAGENET1K_V1" else name
+
+
 def default_batch(device_type: str, size: int) -> int:
     """Units per batch: 4 on CPU (2-8 cores gain little from more); on GPU 64 at 224 px, fewer for larger images."""
     if device_type == "cpu":
@@ -136,6 +149,7 @@ def visualize_command(
     per_batch = batch or default_batch(m.device.type, recipe.size)
     total = recipe.steps * (recipe.octaves if isinstance(recipe, ClassicRecipe) else 1)
     tag = settings_tag(method, recipe.size, recipe.steps, seed)
+    prefix = "-".join(filter(None, [Path(m.name).name, weights_tag(m.weights_id)]))  # other weights, other files
     results = []
     bar = tqdm(total=total * len(units), unit="step", desc=f"{m.name} {units[0].layer}")
     for start in range(0, len(units), per_batch):
@@ -144,13 +158,13 @@ def visualize_command(
         renders = render(m, chunk, method=method, size=size, steps=steps, seed=seed,
                          on_progress=lambda p, n=len(chunk): bar.update(n))
         for r in renders:
-            path = out / f"{Path(m.name).name}-{r.unit.slug}-{tag}.png"
+            path = out / f"{prefix}-{r.unit.slug}-{tag}.png"
             save_render(r, path)
             tqdm.write(f"{path}  activation {r.activation:.3f}")
         results.extend(renders)
     bar.close()
     if len(results) > 1:
-        stem = f"{Path(m.name).name}-{units[0].layer.replace('.', '-')}-{tag}"
+        stem = f"{prefix}-{units[0].layer.replace('.', '-')}-{tag}"
         sheet = contact_sheet(results, out / f"{stem}-sheet.png")
         typer.echo(f"contact sheet: {sheet}")
 
