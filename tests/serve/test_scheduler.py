@@ -559,7 +559,7 @@ def test_an_idle_worker_waits_the_batch_window_so_simultaneous_clicks_share_a_ca
     s = make(engine, batch_window=0.25)
     engine.gate.clear()
     first = s.submit(spec(0))
-    assert in_window.wait(5)  # the worker woke from idle and waits before taking a batch
+    assert in_window.wait(5)  # the worker, just started by this request, waits before taking a batch
     clicks = [s.submit(spec(c)) for c in (1, 2)]
     release.set()
     assert engine.started.wait(5)
