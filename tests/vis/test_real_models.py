@@ -33,6 +33,9 @@ def test_architecture_layers_and_render(arch):
 def test_real_mobilenet_features14_channel40(mobilenet_weights, tmp_path):
     model = load_model("mobilenet_v2")
     assert model.weights_id.endswith("mobilenet_v2-b0353104.pth")
+    from imagemachines.vis.cli import weights_tag
+
+    assert weights_tag(model.weights_id) == ""  # the default weights keep the short file names of the README
     unit = Unit("features.14", 40)
     start = render(model, unit, steps=1, lr=0.0, size=128)[0].activation
     [r] = render(model, unit, steps=128, size=128, seed=0)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 
 from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LOGITS
@@ -150,7 +150,7 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
 
     @router.post("/api/renders/batch", status_code=202, response_model=RenderBatchCreated, tags=["renders"],
                  responses={**ERRORS, 429: {"model": Problem, "description": "Queue full; see Retry-After."}})
-    def create_renders(req: RenderBatchRequest) -> RenderBatchCreated | JSONResponse:
+    def create_renders(req: RenderBatchRequest) -> RenderBatchCreated:
         """Queue many units of one layer with one recipe at once (a grid of thumbnails), so they are rendered
         together. Each unit is answered as `POST /api/renders` would; units beyond the queue's room are null,
         with `retry_after`. Any invalid unit fails the whole request (422) naming it."""
@@ -165,8 +165,8 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
         except QueueFull as exc:
             raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
         if all(job is None for job in jobs):
-            return JSONResponse({"detail": f"The render queue is full. Try again in about {retry_after} s."},
-                                status_code=429, headers={"Retry-After": str(retry_after)})
+            raise HTTPException(429, f"The render queue is full. Try again in about {retry_after} s.",
+                                headers={"Retry-After": str(retry_after)})
         created = [None if job is None else RenderCreated(id=job.id, state=scheduler.snapshot(job)["state"],
                                                             links=links(job.id)) for job in jobs]
         return RenderBatchCreated(renders=created, retry_after=retry_after)

@@ -284,20 +284,22 @@ class RenderProcesses:
             except (EOFError, OSError) as exc:
                 dead = [c for c in children if not c.alive]
                 codes = ", ".join(str(c.process.exitcode) for c in dead) or "unknown"
-                for child in children:  # a batch is all or nothing: the others' halves are discarded too
-                    child.discard()
-                self._children[: len(children)] = [None] * len(children)
+                self._discard(children)  # a batch is all or nothing: the others' halves are discarded too
                 log.error("a render process ended during a render (exit code %s)", codes)
                 raise RenderProcessDied(f"A render process stopped during this render (exit code {codes}); "
                                         "the next render starts a new one.") from exc
             except BaseException:  # left before every child answered: its answer would reach the next render
-                for child in children:
-                    child.discard()
-                self._children[: len(children)] = [None] * len(children)
+                self._discard(children)
                 raise
             if failure is not None:
                 raise failure
             return Renders(results)
+
+    def _discard(self, children: list[_Child]) -> None:
+        """End *children* (the first ones) for good; the next render starts new ones."""
+        for child in children:
+            child.discard()
+        self._children[: len(children)] = [None] * len(children)
 
     def _collect(self, children: list[_Child], on_progress, stop) -> tuple[list, BaseException | None]:
         """Wait for every child's answer, merging their progress into one report for the whole batch; the
