@@ -61,7 +61,7 @@ def main() -> None:
     render(model, units[:1], size=args.size, steps=2)  # warm-up: BatchNorm folding, first allocations
     times: dict[str, list[float]] = {"render": [], "atlas": []}
     inside: list[float] = []  # seconds the atlas runs spent inside render()
-    engine = importlib.import_module("imagemachines.vis.render")
+    engine = importlib.import_module("imagemachines.vis.engine")
 
     def timed_render(*a, **kw):
         t0 = time.perf_counter()

@@ -3,7 +3,7 @@
 #
 #   scripts/mutation.sh                      # every module below, one after the other
 #   scripts/mutation.sh serve/scheduler ...  # only these (paths under src/imagemachines, without .py)
-#   scripts/mutation.sh --survivors vis/render  # after writing tests: rerun only the mutants an earlier run of
+#   scripts/mutation.sh --survivors vis/engine  # after writing tests: rerun only the mutants an earlier run of
 #                                            # this module did not kill, against the current tests (src unchanged)
 #
 # Each module gets a scratch copy of src/ and tests/ under mutants/<module>/ (git-ignored) with a pyproject.toml
@@ -22,7 +22,7 @@ declare -A TESTS=(
   [serve/scheduler]="tests/serve/test_scheduler.py tests/serve/test_api.py"
   [wga/download]="tests/wga/test_wga_fetch.py tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_offline.py"
   [wga/fetch]="tests/wga/test_wga_fetch.py tests/wga/test_wga_download.py tests/wga/test_wga_hardening.py tests/wga/test_wga_resume.py"
-  [vis/render]="tests/vis/test_render.py tests/vis/test_errors.py tests/vis/test_display.py"
+  [vis/engine]="tests/vis/test_render.py tests/vis/test_errors.py tests/vis/test_display.py"
   [vis/classic]="tests/vis/test_classic.py"
   [models/fuse]="tests/vis/test_taps.py"
   [models/taps]="tests/vis/test_taps.py"
@@ -35,7 +35,7 @@ declare -A TESTS=(
 declare -A SKIP=(
   [serve/scheduler]="test_memory_stays_flat_over_many_requests"
 )
-ORDER=(serve/scheduler wga/fetch wga/download models/fuse models/taps vis/classic vis/render train/loop
+ORDER=(serve/scheduler wga/fetch wga/download models/fuse models/taps vis/classic vis/engine train/loop
        index/accumulate index/merge index/passes)
 survivors=0
 if [[ ${1:-} == --survivors ]]; then survivors=1; shift; fi

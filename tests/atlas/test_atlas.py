@@ -25,9 +25,7 @@ def settings(**kw) -> AtlasSettings:
 @pytest.fixture
 def counted(monkeypatch):
     """Counts the units that go through render()."""
-    import importlib
-
-    engine = importlib.import_module("imagemachines.vis.render")  # the module (the package exports a function)
+    from imagemachines.vis import engine
 
     calls: list[list[str]] = []
     real = engine.render

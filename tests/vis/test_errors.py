@@ -39,7 +39,7 @@ def test_class_out_of_range_says_the_range():
     ("logits", 0, 0, True), ("logits", 1, 0, False), ("logits", 0, 1, False),  # a vector: one position
 ])
 def test_neuron_range_includes_both_first_and_last_position(layer, x, y, inside):
-    from imagemachines.vis.render import check_unit
+    from imagemachines.vis.engine import check_unit
 
     unit = Unit(layer, 1, x, y)
     if inside:

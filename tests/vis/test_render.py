@@ -18,8 +18,8 @@ from imagemachines.vis import (
     save_render,
     score,
 )
+from imagemachines.vis.engine import units_objective
 from imagemachines.vis.objectives import PerImage
-from imagemachines.vis.render import units_objective
 from tests.conftest import tiny_loaded_model
 
 FAST = {"lucid": {"size": 32, "steps": 24}, "maco": {"size": 32, "steps": 24, "crops": 2},
@@ -234,11 +234,8 @@ def test_the_recipe_lists_every_option_but_size_and_steps():
 
 
 def test_lucid_starts_from_the_parameterization_it_is_asked_for(monkeypatch):
-    import importlib
-
     from imagemachines.errors import UserError
-
-    render_module = importlib.import_module("imagemachines.vis.render")  # the package's `render` is the function
+    from imagemachines.vis import engine as render_module
 
     made = []
     for name in ("FourierImage", "PixelImage"):
@@ -258,9 +255,9 @@ def test_lucid_starts_from_the_parameterization_it_is_asked_for(monkeypatch):
 
 
 def _render_module():
-    import importlib
+    from imagemachines.vis import engine
 
-    return importlib.import_module("imagemachines.vis.render")
+    return engine
 
 
 def test_defaults_seed_0_one_image_and_a_preview_only_at_the_end():

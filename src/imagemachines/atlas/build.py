@@ -131,7 +131,7 @@ def _render_jobs(model: LoadedModel, state: AtlasState, jobs: list[Job], setting
                  progress: bool) -> tuple[int, int]:
     from tqdm.auto import tqdm
 
-    from imagemachines.vis.render import render
+    from imagemachines.vis.engine import render
     from imagemachines.vis.units import Unit
 
     todo: list[tuple[Job, list[int]]] = []

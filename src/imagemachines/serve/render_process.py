@@ -259,7 +259,7 @@ class RenderProcesses:
         if mine is not model:
             raise UserError(f"The render processes serve another model called {model.name!r} (weights "
                             f"{mine.weights_id}, not {model.weights_id}): give them the models the server serves.")
-        from imagemachines.vis.render import seeds_for
+        from imagemachines.vis.engine import seeds_for
 
         units = list(units)
         seeds = seeds_for(seed, len(units))

@@ -20,7 +20,7 @@ _EXPORTS = {
     "Neuron": "objectives", "Objective": "objectives", "PerImage": "objectives",
     "Progress": "progress", "RenderCancelled": "progress",
     "METHODS": "recipes", "method_defaults": "recipes",
-    "Render": "render", "render": "render", "score": "render",
+    "Render": "engine", "render": "engine", "score": "engine",
     "Unit": "units", "parse_channels": "units",
 }
 __all__ = sorted(_EXPORTS)
