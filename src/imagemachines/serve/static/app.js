@@ -70,6 +70,7 @@ function writeHash(push) {
   const hash = "#" + p.toString().replace(/%40/g, "@").replace(/%2C/g, ",");
   if (hash !== location.hash) history[push ? "pushState" : "replaceState"](null, "", hash);
   appliedHash = location.hash;
+  Views.apply();   // views.js keeps the grid's address for its Units link
 }
 
 const intIn = (text, lo, hi) => {
@@ -119,8 +120,9 @@ async function loadModel(name) {
 let appliedHash = null;
 async function applyHash() {
   if (location.hash === appliedHash) return;   // popstate and hashchange can both fire for one change
-  appliedHash = location.hash;
   const h = readHash();
+  if (h.view) { closeDetail(false); return; }   // another view is on screen (views.js); the grid waits
+  appliedHash = location.hash;
   const lim = S.config.limits;
   const model = S.models.some((m) => m.name === h.model) ? h.model : S.config.default_model;
   if (model !== S.model || !S.layers.length) await loadModel(model);
@@ -588,7 +590,7 @@ async function start() {
   wireDetail();
   if (typeof collectionsReady !== "undefined") await collectionsReady;
   await applyHash();
-  writeHash(false);
+  if (!readHash().view) writeHash(false);
   window.addEventListener("popstate", applyHash);
   window.addEventListener("hashchange", applyHash);
   showQueue();
