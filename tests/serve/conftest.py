@@ -14,9 +14,9 @@ import uvicorn
 from fastapi.testclient import TestClient
 
 from imagemachines.serve.app import create_app
+from imagemachines.serve.engines import run_engine
 from imagemachines.serve.schemas import Limits
 from imagemachines.serve.server import ServerLimits, uvicorn_options
-from imagemachines.vis import render
 from tests.conftest import tiny_loaded_model
 
 FAST = {"size": 32, "steps": 4}  # a render of the tiny model that takes a few milliseconds
@@ -57,7 +57,7 @@ class EngineSpy:
     def __call__(self, model, units, **kw):
         self.calls.append({"units": [str(u) for u in units], "size": kw["size"], "seeds": list(kw["seed"])})
         if self.only_size is not None and kw["size"] != self.only_size:
-            return render(model, units, **kw)
+            return run_engine(model, units, **kw)
         if self.at_step is None:
             self._wait(kw["stop"])
         else:
@@ -69,7 +69,7 @@ class EngineSpy:
                     self._wait(kw["stop"])
 
             kw["on_progress"] = on_progress
-        return render(model, units, **kw)
+        return run_engine(model, units, **kw)
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ def meta_copy(module: nn.Module) -> nn.Module:
 
 
 class ShapeTable:
-    """``spatial(layer, size)``: (height, width) of a layer's output for *size*-px images, cached per size."""
+    """``spatial(layer, size)``: (height, width) of a layer's output for *size*-px images (or *size* = (height,
+    width)), cached per size."""
 
     def __init__(self, module: nn.Module, keep: int = 32):
         self._module = meta_copy(module).eval()
@@ -36,16 +37,17 @@ class ShapeTable:
         self._cache: OrderedDict[int, dict[str, tuple[int, int]]] = OrderedDict()
         self._keep = keep
 
-    def spatial(self, layer: str, size: int) -> tuple[int, int] | None:
+    def spatial(self, layer: str, size: int | tuple[int, int]) -> tuple[int, int] | None:
         """(height, width) of *layer*'s output at *size*; None when the layer has no spatial output."""
         return self._sizes(size).get(layer)
 
-    def _sizes(self, size: int) -> dict[str, tuple[int, int]]:
+    def _sizes(self, size: int | tuple[int, int]) -> dict[str, tuple[int, int]]:
         with self._lock:
             if size in self._cache:
                 self._cache.move_to_end(size)
                 return self._cache[size]
             sizes: dict[str, tuple[int, int]] = {}
+            shape = (size, size) if isinstance(size, int) else tuple(size)
 
             def hook(name):
                 def record(_m, _i, out):
@@ -56,9 +58,10 @@ class ShapeTable:
             handles = [m.register_forward_hook(hook(n)) for n, m in self._module.named_modules() if n]
             try:
                 with torch.no_grad():
-                    self._module(torch.zeros(1, 3, size, size, device="meta"))
+                    self._module(torch.zeros(1, 3, *shape, device="meta"))
             except RuntimeError as exc:
-                raise UserError(f"The network cannot take {size}-px images ({str(exc).splitlines()[0]}); "
+                side = str(shape[0]) if shape[0] == shape[1] else f"{shape[1]}×{shape[0]}"
+                raise UserError(f"The network cannot take {side}-px images ({str(exc).splitlines()[0]}); "
                                 "ask for a larger size.") from None
             finally:
                 for h in handles:

@@ -17,6 +17,7 @@ from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from imagemachines import __version__
 from imagemachines.errors import UserError
 from imagemachines.models import LoadedModel
+from imagemachines.serve.accentuate_api import build_accentuate_router
 from imagemachines.serve.api import build_router, problem_status
 from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.collection import Workbench, match_indexes
@@ -129,8 +130,9 @@ def create_app(
         return JSONResponse({"detail": _readable(errors, len(every)), "errors": errors}, status_code=422)
 
     app.include_router(build_router(catalog, scheduler))
-    app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
-                                               UploadStore(upload_limits)))
+    bench, uploads = Workbench(), UploadStore(upload_limits)
+    app.include_router(build_collection_router(served_indexes, catalog.models, bench, uploads))
+    app.include_router(build_accentuate_router(catalog, scheduler, served_indexes, bench, uploads))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

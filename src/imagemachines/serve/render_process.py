@@ -49,7 +49,7 @@ def _child_main(conn, models: Mapping[str, LoadedModel], stop_flag) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked by the server until now
     import torch
 
-    from imagemachines.vis import render
+    from imagemachines.serve.engines import run_engine
     from imagemachines.vis.progress import RenderCancelled
 
     conn.send(("ready", os.getpid()))
@@ -63,7 +63,7 @@ def _child_main(conn, models: Mapping[str, LoadedModel], stop_flag) -> None:
         name, units, threads, options = request
         torch.set_num_threads(threads)
         try:
-            result = render(models[name], units, on_progress=_reporter(conn), stop=stop_flag.is_set, **options)
+            result = run_engine(models[name], units, on_progress=_reporter(conn), stop=stop_flag.is_set, **options)
         except RenderCancelled:
             conn.send(("cancelled",))
         except UserError as exc:
@@ -249,7 +249,8 @@ class RenderProcesses:
         stop: Callable[[], bool] | None = None,
         **options: Any,
     ) -> list:
-        """Render like :func:`imagemachines.vis.render` (same arguments and result), in the children."""
+        """Render like :func:`imagemachines.vis.render` (same arguments and result), in the children; with
+        ``engine="accentuate"``, accentuate (:func:`imagemachines.serve.engines.run_engine`)."""
         from imagemachines.vis.display import Renders
 
         mine = self.models.get(model.name)
@@ -269,10 +270,10 @@ class RenderProcesses:
             if not all(child.started() for child in self._children[: len(parts)]):
                 # Still importing PyTorch (the first seconds after the server started): render here meanwhile,
                 # so the first renders do not wait for them.
-                from imagemachines.vis import render
+                from imagemachines.serve.engines import run_engine
 
                 self.renders_here += 1
-                return render(model, units, seed=seeds, on_progress=on_progress, stop=stop, **options)
+                return run_engine(model, units, seed=seeds, on_progress=on_progress, stop=stop, **options)
             children = self._start(len(parts))
             self._stop.clear()
             share = max(1, self.threads // len(parts))

@@ -62,6 +62,19 @@ class RenderSpec:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def engine_call(self, specs: list[RenderSpec], payload: Any) -> tuple[list, dict]:
+        """The engine's arguments for a batch of *specs* (all with this batch key): the units, the shared options."""
+        return [s.unit() for s in specs], {"method": self.method, "size": self.size, "steps": self.steps}
+
+
+def spec_from_request(request: dict):
+    """The spec stored with a cached result: a render's, or an accentuation's; TypeError for anything else."""
+    from imagemachines.serve.accent_spec import KIND, AccentSpec
+
+    if request.get("kind") == KIND:
+        return AccentSpec.from_request(request)
+    return RenderSpec(**request)
+
 
 @dataclass(eq=False)
 class Job:
@@ -82,6 +95,8 @@ class Job:
     version: int = 0
     preempted: int = 0  # times this job was put back in the queue for a larger one
     created: float = field(default_factory=time.time)
+    payload: Any = field(default=None, repr=False)  # what the engine needs beyond the spec (a painting); kept
+    # only while the job waits or runs
 
     def touch(self) -> None:
         self.version += 1
@@ -100,9 +115,9 @@ RenderFn = Callable[..., list]
 
 
 def _default_render(*args, **kwargs):
-    from imagemachines.vis import render
+    from imagemachines.serve.engines import run_engine
 
-    return render(*args, **kwargs)
+    return run_engine(*args, **kwargs)
 
 
 def _is_cancelled(exc: BaseException) -> bool:
@@ -158,10 +173,11 @@ class Scheduler:
     def key(self, spec: RenderSpec) -> str:
         return render_key(self.models[spec.model].weights_id, spec.as_dict())
 
-    def submit(self, spec: RenderSpec) -> Job:
-        """The job for *spec*: an existing one (queued, running or cached) or a newly queued one."""
+    def submit(self, spec: RenderSpec, payload: Any = None) -> Job:
+        """The job for *spec*: an existing one (queued, running or cached) or a newly queued one (with *payload*,
+        what the engine needs beyond the spec)."""
         with self._cond:
-            job = self._submit(spec)
+            job = self._submit(spec, payload)
             self._cond.notify_all()
             return job
 
@@ -182,7 +198,7 @@ class Scheduler:
             self._cond.notify_all()
         return jobs, retry_after
 
-    def _submit(self, spec: RenderSpec) -> Job:
+    def _submit(self, spec: RenderSpec, payload: Any = None) -> Job:
         key = self.key(spec)
         if self._closing:
             raise QueueFull(5, 0, "The server is shutting down; try again in a few seconds.")
@@ -197,7 +213,7 @@ class Scheduler:
             return self._remember(self._done_job(key, spec, recipe))
         if len(self._queued) >= self.limits.max_queue:
             raise QueueFull(self._retry_after(), len(self._queued))
-        job = Job(key, spec, next(self._seq))
+        job = Job(key, spec, next(self._seq), payload=payload)
         self._queued[key] = job
         self._remember(job)
         self._ensure_worker()
@@ -214,7 +230,7 @@ class Scheduler:
                 return None
             recipe, request = stored
             try:
-                spec = RenderSpec(**request)
+                spec = spec_from_request(request)
             except TypeError:
                 return None
             if spec.model not in self.models or self.key(spec) != job_id:
@@ -228,7 +244,7 @@ class Scheduler:
             if job is None or job.state in TERMINAL:
                 return job
             self._queued.pop(job_id, None)
-            job.state, job.preview, job.preview_png = "cancelled", None, None
+            job.state, job.preview, job.preview_png, job.payload = "cancelled", None, None, None
             job.touch()
             self.stats["cancelled"] += 1
             self._cond.notify_all()
@@ -285,11 +301,11 @@ class Scheduler:
         with self._cond:
             self._closing = True
             for job in list(self._queued.values()):
-                job.state = "cancelled"
+                job.state, job.payload = "cancelled", None
                 job.touch()
             self._queued.clear()
             for job in self._running:
-                job.state = "cancelled"
+                job.state, job.payload = "cancelled", None
                 job.touch()
             self._cond.notify_all()
             thread = self._thread
@@ -390,9 +406,10 @@ class Scheduler:
                 return self._preempting
 
         try:
+            payload = next((job.payload for job in batch if job.payload is not None), None)  # one batch key: one
+            units, options = spec.engine_call([job.spec for job in batch], payload)      # painting for all
             renders = self.render_fn(
-                model, [job.spec.unit() for job in batch], method=spec.method, size=spec.size,
-                steps=spec.steps, seed=[job.spec.seed for job in batch], on_progress=on_progress, stop=stop,
+                model, units, **options, seed=[job.spec.seed for job in batch], on_progress=on_progress, stop=stop,
                 preview_every=preview_every(spec.steps, model.device.type),
             )
         except Exception as exc:  # noqa: BLE001 - every failure must end in a job state, never a dead worker
@@ -428,7 +445,7 @@ class Scheduler:
                     job.state, job.recipe = "done", recipe
                     job.step = job.total = max(job.total, job.step)
                     job.activation = float(result.activation)
-                    job.preview, job.preview_png = None, None
+                    job.preview, job.preview_png, job.payload = None, None, None
                     job.touch()
         missing = [job for job in batch[len(renders):] if job.state == "running"]
         self._finish(missing, "failed", "The engine returned no image for this unit; try again.")
@@ -462,6 +479,6 @@ class Scheduler:
             for job in jobs:
                 if job.state == "running":
                     job.state, job.error = state, error
-                    job.preview, job.preview_png = None, None
+                    job.preview, job.preview_png, job.payload = None, None, None
                     job.touch()
                     self.stats["failed" if state == "failed" else "cancelled"] += 1

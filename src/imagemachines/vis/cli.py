@@ -1,4 +1,4 @@
-"""`imagemachines models | layers | visualize`."""
+"""`imagemachines models | layers | visualize` (and `accentuate`, from :mod:`imagemachines.vis.accent_cli`)."""
 
 from __future__ import annotations
 
@@ -174,3 +174,6 @@ def register(app: typer.Typer) -> None:
     app.command("models")(models_command)
     app.command("layers")(layers_command)
     app.command("visualize")(visualize_command)
+    from imagemachines.vis.accent_cli import accentuate_command
+
+    app.command("accentuate")(accentuate_command)

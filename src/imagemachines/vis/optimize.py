@@ -30,16 +30,21 @@ def ascend(
     lr: float,
     monitor: Monitor,
     group: int = 1,
+    schedule: Callable[[int], float] | None = None,
 ) -> None:
     """Maximise *objective* over *image*'s parameters for *steps* Adam steps.
 
     *forward* maps network input to tapped activations; *augment(images, step)* returns that input, with
-    *group* augmented views per image (image-major); values of the views are averaged per image.
+    *group* augmented views per image (image-major); values of the views are averaged per image. *schedule(step)*
+    scales the learning rate of each step (default: constant).
     """
     params = [p for p in image.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     device = params[0].device
     for step in range(steps):
+        if schedule is not None:
+            for g in opt.param_groups:
+                g["lr"] = lr * schedule(step)
         opt.zero_grad(set_to_none=True)
         x = augment(image(), step)
         x = x.contiguous(memory_format=torch.channels_last)

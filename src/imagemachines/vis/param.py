@@ -16,6 +16,7 @@ from torch import nn
 # Square root of ImageNet's colour correlation matrix (Olah et al., Distill 2017 / Lucid).
 _COLOR_SVD_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOR_DECORRELATION = _COLOR_SVD_SQRT / _COLOR_SVD_SQRT.norm(dim=0).max()
+SATURATION = 0.25 / 255  # pictures are clamped to [S, 1 - S] before the sigmoid is undone: 8-bit 0 and 255 stay put
 
 
 def seeded_randn(shape: Sequence[int], seeds: Sequence[int], offset: int = 0) -> torch.Tensor:
@@ -51,20 +52,40 @@ def decorrelate_colors(t: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 
 class FourierImage(nn.Module):
-    """Fourier coefficients scaled by 1/f, with ImageNet colour decorrelation (the Lucid/Distill recipe)."""
+    """Fourier coefficients scaled by 1/f, with ImageNet colour decorrelation (the Lucid/Distill recipe).
 
-    def __init__(self, seeds: Sequence[int], size: int, sd: float = 0.01, decay_power: float = 1.0):
+    *size* is the side of a square image or (height, width). :meth:`from_images` starts from given pictures
+    instead of noise (feature accentuation starts from a painting).
+    """
+
+    def __init__(self, seeds: Sequence[int], size: int | tuple[int, int], sd: float = 0.01,
+                 decay_power: float = 1.0):
         super().__init__()
-        self.size = size
-        freqs = rfft2d_freqs(size, size)
-        scale = 1.0 / torch.clamp(freqs, min=1.0 / size) ** decay_power
+        self.shape = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        self.size = max(self.shape)
+        freqs = rfft2d_freqs(*self.shape)
+        scale = 1.0 / torch.clamp(freqs, min=1.0 / self.size) ** decay_power
         self.register_buffer("scale", scale[None, None, :, :, None])
         self.register_buffer("colors", COLOR_DECORRELATION.clone())
         self.spectrum = nn.Parameter(seeded_randn((3, *freqs.shape, 2), seeds) * sd)
 
+    @classmethod
+    def from_images(cls, images: torch.Tensor, decay_power: float = 1.0) -> FourierImage:
+        """The parameterization whose output is *images* ((B, 3, H, W) in [0, 1]; 0 and 1 are clamped to
+        ``SATURATION`` inside): the sigmoid and the colour decorrelation undone, a real FFT, divided by the
+        spectrum's 1/f scale. Its forward pass gives *images* back to float precision."""
+        b, _, h, w = images.shape
+        image = cls([0] * b, (h, w), sd=0.0, decay_power=decay_power).to(images.device)
+        logits = torch.logit(images.float().clamp(SATURATION, 1 - SATURATION))
+        decorrelated = torch.einsum("bdhw,cd->bchw", logits, torch.linalg.inv(image.colors))
+        spectrum = torch.fft.rfft2(decorrelated * 4.0, norm="ortho")
+        with torch.no_grad():
+            image.spectrum.copy_(torch.view_as_real(spectrum) / image.scale)
+        return image
+
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex((self.scale * self.spectrum).contiguous())
-        image = torch.fft.irfft2(spectrum, s=(self.size, self.size), norm="ortho") / 4.0
+        image = torch.fft.irfft2(spectrum, s=self.shape, norm="ortho") / 4.0
         return torch.sigmoid(decorrelate_colors(image, self.colors))
 
 

@@ -36,8 +36,11 @@ class TransformSpec:
 NONE = TransformSpec(pad=0, jitter=0, scales=(1.0,), degrees=0, jitter_after=0)
 
 
-def draw_affine(spec: TransformSpec, steps: int, seeds: Sequence[int], size: int) -> torch.Tensor:
-    """(steps, B, 2, 3) affine matrices for ``F.affine_grid`` (normalised coordinates), one draw per image/step."""
+def draw_affine(spec: TransformSpec, steps: int, seeds: Sequence[int], size: int | tuple[int, int]) -> torch.Tensor:
+    """(steps, B, 2, 3) affine matrices for ``F.affine_grid`` (normalised coordinates), one draw per image/step.
+
+    *size* is the side of square images or (height, width); rotations turn the picture, not its normalised
+    square, so a non-square image is not sheared."""
     per_image = []
     for seed in seeds:
         g = torch.Generator().manual_seed(int(seed) * 1_000_003 + 7)
@@ -48,20 +51,23 @@ def draw_affine(spec: TransformSpec, steps: int, seeds: Sequence[int], size: int
         j2 = torch.randint(-spec.jitter_after, spec.jitter_after + 1, (steps, 2), generator=g).float()
         per_image.append((j1, s, deg, j2))
     j1, s, deg, j2 = (torch.stack([p[k] for p in per_image], dim=1) for k in range(4))
-    # Output pixel u (normalised, in [-1, 1]) samples the padded canvas at  R(θ) u · pad/s  + shift.
-    zoom = (size + 2 * spec.pad) / size / s  # (steps, B)
+    # Output pixel u (normalised, in [-1, 1]) samples the padded canvas at  R(θ) u · pad/s  + shift, with the
+    # rotation done in pixels: normalised x and y are scaled back by the sides (h/w, w/h: 1 for a square).
+    h, w = (size, size) if isinstance(size, int) else size
+    zoom_x, zoom_y = (w + 2 * spec.pad) / w / s, (h + 2 * spec.pad) / h / s  # (steps, B)
     theta = torch.deg2rad(deg)
-    cos, sin = torch.cos(theta) * zoom, torch.sin(theta) * zoom
-    shift = (j1 + j2) * 2.0 / size  # pixels -> normalised units, (steps, B, 2)
-    row0 = torch.stack([cos, -sin, shift[..., 0]], dim=-1)
-    row1 = torch.stack([sin, cos, shift[..., 1]], dim=-1)
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    shift = (j1 + j2) * 2.0 / torch.tensor([float(w), float(h)])  # pixels -> normalised units, (steps, B, 2)
+    row0 = torch.stack([cos * zoom_x, -(sin * zoom_y * (h / w)), shift[..., 0]], dim=-1)
+    row1 = torch.stack([sin * zoom_x * (w / h), cos * zoom_y, shift[..., 1]], dim=-1)
     return torch.stack([row0, row1], dim=-2)
 
 
 class RandomAffine:
     """Applies step *k*'s precomputed per-image affine transforms to a batch on its device."""
 
-    def __init__(self, spec: TransformSpec, steps: int, seeds: Sequence[int], size: int, device: torch.device):
+    def __init__(self, spec: TransformSpec, steps: int, seeds: Sequence[int], size: int | tuple[int, int],
+                 device: torch.device):
         self.spec = spec
         self.size = size
         self.theta = None if spec.identity else draw_affine(spec, steps, seeds, size).to(device)
