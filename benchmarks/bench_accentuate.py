@@ -87,7 +87,7 @@ class Scorer:
 
     @torch.no_grad()
     def acts(self, image: np.ndarray) -> dict[str, torch.Tensor]:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255
         return self.tap(self.model.normalize(x))
 
     def fill(self, side: Side, painting: np.ndarray) -> Side:
@@ -126,13 +126,14 @@ def run_case(model, net, case, steps: int, order: int) -> tuple[np.ndarray, Side
     return painting, faccent_side, our_side, strip
 
 
-def default_time(model, repeats: int) -> tuple[float, list[float], dict]:
-    """One accentuation at the defaults of a 224-px painting (aspect kept), median of *repeats*."""
+def default_time(model, repeats: int, steps: int | None = None) -> tuple[float, list[float], dict]:
+    """One accentuation at the defaults of a 224-px painting (aspect kept), median of *repeats* (*steps*: only for
+    a smoke run)."""
     path, unit, _ = CASES[0]
     times, last = [], None
     for _ in range(repeats):
         t = time.perf_counter()
-        [last] = accentuate(model, PAINTINGS / path, unit)
+        [last] = accentuate(model, PAINTINGS / path, unit, steps=steps)
         times.append(time.perf_counter() - t)
     return statistics.median(times), times, last.numbers
 
@@ -185,7 +186,7 @@ def main() -> None:
                      f"**{theirs.seconds / ours.seconds:.1f}×** | ×{strip[0].gain:.2f} / {strip[0].acts:.3f} | "
                      f"×{strip[1].gain:.2f} / {strip[1].acts:.3f} |")
         print(table[-1], flush=True)
-    median, times, numbers = default_time(model, 1 if args.quick else args.repeats)
+    median, times, numbers = default_time(model, 1 if args.quick else args.repeats, steps if args.quick else None)
     print(f"default accentuation: median {median:.1f} s ({', '.join(f'{t:.1f}' for t in times)}); {numbers}")
     load_end = os.getloadavg()[0]
     if not args.quick:
@@ -205,7 +206,8 @@ regulariser at `features.6` on both. Gain: the unit's mean activation on the fin
 painting's; distance: relative distance of the `features.6` activations (and RMS pixel difference in 8-bit
 levels) to the painting. The last two columns are ours at strengths 0.5 and 2 (gain / distance), one batched call.
 
-| painting | unit | painting's value | faccent gain | faccent dist | faccent px | faccent time | our gain | our dist | our px | our time | speed-up | ours s=0.5 | ours s=2 |
+| painting | unit | painting's value | faccent gain | faccent dist | faccent px | faccent time | our gain | our dist \
+| our px | our time | speed-up | ours s=0.5 | ours s=2 |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(table)}
 

@@ -68,9 +68,8 @@ def faccent_accentuate(net: nn.Module, painting: np.ndarray, layer: str, channel
                        steps: int, alpha: float = 1.0, seed: int = 0) -> np.ndarray:
     """Accentuate channel *channel* of *layer* in *painting* ((S, S, 3) uint8, square) with faccent's defaults
     (image size S); returns its last image as (S, S, 3) uint8."""
-    from PIL import Image
-
     from faccent import render
+    from PIL import Image
 
     torch.manual_seed(seed)
     np.random.seed(seed)

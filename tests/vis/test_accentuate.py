@@ -200,8 +200,8 @@ def test_progress_reports_the_objective_and_stop_cancels(model):
     from imagemachines.vis import RenderCancelled
 
     seen = []
-    out = accentuate(model, painting(), UNIT, strength=[0.0, 1e5], size=32, steps=6, preview_every=3,
-                     on_progress=seen.append)
+    accentuate(model, painting(), UNIT, strength=[0.0, 1e5], size=32, steps=6, preview_every=3,
+               on_progress=seen.append)
     assert [p.step for p in seen] == list(range(1, 7)) and seen[-1].images.shape == (2, 3, 23, 32)
     # the objective on the step's transformed view, not the penalised sum (1e5 × the balance × the distance)
     assert all(-1 < value < 1 for p in seen for value in p.activations), [p.activations for p in seen]
@@ -273,7 +273,8 @@ def test_bad_direction_files_are_clear_errors(tmp_path, case, message):
     ({"reg_layer": "features.7"}, UnknownLayer, "has no layer 'features.7'"),
     ({"seed": [1, 2]}, UserError, "2 seeds for 1 images"),
     ({"targets": ConceptDirection("features.1.0", torch.ones(5))}, UserError, "has 5 values but layer"),
-    ({"targets": ConceptDirection("features.1.0", torch.ones(16), weights_id="other")}, UserError, "made with weights other"),
+    ({"targets": ConceptDirection("features.1.0", torch.ones(16), weights_id="other")}, UserError,
+     "made with weights other"),
     ({"image": "/nonexistent/painting.jpg"}, UserError, "No such image file"),
     ({"image": np.zeros((4, 4), dtype=np.uint8)}, UserError, "must be \\(height, width, 3\\) uint8"),
 ])

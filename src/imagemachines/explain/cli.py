@@ -30,6 +30,9 @@ def explain_command(
     renders: int = typer.Option(None, help="Reverse lookup: units that get a render thumbnail (0: none; default "
                                            "12 on a GPU, 6 on a CPU)."),
     render_steps: int = typer.Option(None, help="Steps per render thumbnail (default 128 on a GPU, 48 on a CPU)."),
+    accentuations: int = typer.Option(None, help="Reverse lookup: units for which the painting is accentuated "
+                                                 "(default 6 on a GPU, 3 on a CPU; 0: none)."),
+    accent_steps: int = typer.Option(None, help="Steps per accentuation (default 256 on a GPU, 128 on a CPU)."),
     out: Path = typer.Option(None, help="Output folder (default: out/explain-<image name>)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (files are written too)."),
     weights: str = typer.Option("imagenet", help=WEIGHTS_HELP),
@@ -56,6 +59,8 @@ def explain_command(
             raise UserError(f"{name} is too small.")
     if similar < 0 or (renders is not None and renders < 0) or (render_steps is not None and render_steps < 1):
         raise UserError("--similar and --renders cannot be negative, --render-steps must be at least 1.")
+    if (accentuations is not None and accentuations < 0) or (accent_steps is not None and accent_steps < 1):
+        raise UserError("--accentuations cannot be negative, --accent-steps must be at least 1.")
     collection = None
     if index is not None:
         from imagemachines.index import open_index
@@ -68,6 +73,8 @@ def explain_command(
         cam_layer=cam_layer, ig_steps=ig_steps, baseline=baseline, layer=layer, k=k, similar=similar,
         renders=renders if renders is not None else (12 if gpu else 6),
         render_steps=render_steps or (128 if gpu else 48), render_size=128 if gpu else 96,
+        accentuations=accentuations if accentuations is not None else (6 if gpu else 3),
+        accent_steps=accent_steps or (256 if gpu else 128),
     )
     # every remaining check before anything is written
     if options.classes and any(mm != "ig" for mm in methods):

@@ -50,6 +50,9 @@ class Options:
     renders: int = 12  # units of the reverse lookup that get a render thumbnail (0: none)
     render_size: int = 96
     render_steps: int = 64
+    accentuations: int = 0  # units of the reverse lookup whose accentuated painting is shown (0: none)
+    accent_size: int | None = None  # the longer side; None: the network's input size
+    accent_steps: int = 128
     progress: bool = True
 
     @property
@@ -157,7 +160,7 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
         bar.set_postfix_str("reverse lookup")
         explanation = explain_image(model, image, layer=options.layer, index=index, k=options.k,
                                     similar=options.similar, exclude=in_collection)
-        doc["lookup"] = _write_lookup(model, explanation, display, out, options, index, heat_overlay)
+        doc["lookup"] = _write_lookup(model, explanation, image, display, out, options, index, heat_overlay)
         bar.update(1)
     bar.close()
     atomic_write(out / "explain.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8"))
@@ -172,8 +175,8 @@ def _method_names() -> dict[str, str]:
     return METHOD_NAMES
 
 
-def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out: Path, options: Options,
-                  index: CollectionIndex | None, heat_overlay) -> dict:
+def _write_lookup(model: LoadedModel, e: Explanation, image: Image.Image, display: Image.Image, out: Path,
+                  options: Options, index: CollectionIndex | None, heat_overlay) -> dict:
     card = _shrunk(display, CARD)
     files: dict[int, dict[str, str]] = {}
     for hit in e.hits():
@@ -182,8 +185,11 @@ def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out:
         files[hit.channel] = {"overlay": name}
     for channel, name in _renders(model, e, out, options).items():
         files[channel]["render"] = name
+    for channel, (name, gain) in _accentuations(model, image, e, out, options).items():
+        files[channel] |= {"accentuated": name, "accent_gain": gain}
     doc = e.to_json()
     doc["render_layer"] = render_layer(model, e.layer) if options.renders > 0 else None
+    doc["accentuated"] = sum("accentuated" in f for f in files.values())
     doc["units"] = [_hit_json(h, index, **files[h.channel]) for h in e.units]
     doc["by_percentile"] = [_hit_json(h, index, **files[h.channel]) for h in e.by_percentile]
     doc["similar"] = [_similar(index, image_id, score, rank, out) for rank, (image_id, score)
@@ -211,6 +217,31 @@ def _renders(model: LoadedModel, e: Explanation, out: Path, options: Options) ->
         name = f"lookup/{slug(e.layer)}_{hit.channel}-render.png"
         _save_png(r.image, out / name)
         names[hit.channel] = name
+    return names
+
+
+def _accentuations(model: LoadedModel, image: Image.Image, e: Explanation, out: Path,
+                   options: Options) -> dict[int, tuple[str, float | None]]:
+    """The painting accentuated for each of the first ``options.accentuations`` units shown, in one batched
+    call (:func:`imagemachines.vis.accentuate`): file names and gains."""
+    from tqdm.auto import tqdm
+
+    from imagemachines.vis import Unit, save_render
+    from imagemachines.vis.accentuation import accentuate
+
+    hits = e.hits()[: max(0, options.accentuations)]
+    if not hits:
+        return {}
+    with tqdm(total=options.accent_steps, desc=f"accentuating {len(hits)} units", unit="step",
+              disable=not options.progress, leave=False) as bar:
+        results = accentuate(model, image, [Unit(e.layer, h.channel) for h in hits], size=options.accent_size,
+                             steps=options.accent_steps, on_progress=lambda _p: bar.update(1))
+    names = {}
+    for hit, a in zip(hits, results, strict=True):
+        name = f"lookup/{slug(e.layer)}_{hit.channel}-accent.png"
+        save_render(a, out / name)
+        (out / name).with_suffix(".json").unlink(missing_ok=True)  # the recipe is in the PNG; keep the folder tidy
+        names[hit.channel] = (name, a.numbers["gain"])
     return names
 
 

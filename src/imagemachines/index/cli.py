@@ -80,6 +80,9 @@ def examples(
     weights: str = typer.Option(None, help=WEIGHTS_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps."),
     heat: bool = typer.Option(True, "--heat/--no-heat", help="Heat overlays (needs the model)."),
+    accentuate: int = typer.Option(0, help="Accentuate the unit in the first N paintings (e.g. 3): what it sees in "
+                                           "each (`imagemachines accentuate`; seconds each on a CPU)."),
+    accent_steps: int = typer.Option(128, help="Steps per accentuation."),
 ) -> None:
     """A unit's top (or bottom) paintings: examples.html (render, heat overlay toggle, crops, values,
     percentiles, metadata; works offline) and examples.csv."""
@@ -97,12 +100,15 @@ def examples(
         layer, channel = LOGITS, class_channel(idx, class_)
     elif layer is None or channel is None:
         raise UserError("Say which unit: --layer L --channel C, or --class NAME.")
+    if accentuate < 0 or accent_steps < 1:
+        raise UserError("--accentuate cannot be negative and --accent-steps must be at least 1.")
     idx.check_unit(layer, channel)
-    loaded = load_index_model(idx, model, weights, device) if heat or render else None
+    loaded = load_index_model(idx, model, weights, device) if heat or render or accentuate else None
     slug = f"{layer.replace('.', '-')}_{channel}" + ("-negative" if negative else "")
     target = out or idx.path / "examples" / slug
     page = write_examples(idx, loaded, layer, channel, target, k=k, negative=negative, render=render,
-                          render_size=render_size, render_steps=render_steps)
+                          render_size=render_size, render_steps=render_steps, accentuate=accentuate,
+                          accent_steps=accent_steps)
     Console(stderr=True, highlight=False).print(f"Wrote {page} and {target / 'examples.csv'}")
     typer.echo(str(page))
 

@@ -39,6 +39,8 @@ class ExampleCard:
     crop: str
     meta: dict[str, str] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)
+    accent: str = ""  # the painting accentuated for the unit (the top few, when asked)
+    accent_gain: float | None = None
 
 
 def class_channel(index: CollectionIndex, name: str) -> int:
@@ -83,12 +85,28 @@ def _links(meta: dict[str, str]) -> list[tuple[str, str]]:
     return [(k, v) for k, v in meta.items() if LINK_COLUMNS.search(k) and v.startswith(("http://", "https://"))]
 
 
+def _accentuate(model: LoadedModel, img: Image.Image, layer: str, channel: int, out: Path, stem: str,
+                steps: int) -> tuple[str, float | None]:
+    """The painting accentuated for the unit (:func:`imagemachines.vis.accentuate`): its file and gain."""
+    from imagemachines.vis import Unit, save_render
+    from imagemachines.vis.accentuation import accentuate
+
+    [a] = accentuate(model, img, Unit(layer, channel), steps=steps)
+    name = f"files/{stem}-accent.png"
+    save_render(a, out / name)
+    (out / name).with_suffix(".json").unlink(missing_ok=True)  # the recipe is in the PNG
+    return name, a.numbers["gain"]
+
+
 def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str, channel: int, out: Path, *,
                    k: int | None = None, negative: bool = False, render: bool = True, render_size: int = 128,
-                   render_steps: int = 128, progress: bool = True) -> Path:
+                   render_steps: int = 128, accentuate: int = 0, accent_steps: int = 128,
+                   progress: bool = True) -> Path:
     """Write ``examples.html``, ``examples.csv`` and the pictures into *out*; returns the HTML path.
 
-    Without *model* there are no heat overlays and no render (the page still shows paintings and values).
+    Without *model* there are no heat overlays and no render (the page still shows paintings and values). With
+    *accentuate* = n, the first n paintings are also shown accentuated for the unit (*accent_steps* steps each,
+    at the network's input size): what the unit sees in each of them.
     """
     from tqdm.auto import tqdm
 
@@ -128,8 +146,11 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
         meta = dict(info.meta)
         if img is None:
             meta = {"unreadable now": why, **meta}
-        cards.append(ExampleCard(ex.rank, info.path, ex.value, ex.percentile, ex.cell, ex.box, thumb, heat, crop,
-                                 meta, _links(meta)))
+        card = ExampleCard(ex.rank, info.path, ex.value, ex.percentile, ex.cell, ex.box, thumb, heat, crop, meta,
+                           _links(meta))
+        if img is not None and model is not None and len(cards) < accentuate:
+            card.accent, card.accent_gain = _accentuate(model, img, layer, channel, out, stem, accent_steps)
+        cards.append(card)
         rows.append({"rank": ex.rank, "path": info.path, "value": f"{ex.value:.6g}",
                      "percentile": f"{ex.percentile:.2f}", "row": ex.cell[0], "col": ex.cell[1],
                      "x0": ex.box[0], "y0": ex.box[1], "x1": ex.box[2], "y1": ex.box[3],
