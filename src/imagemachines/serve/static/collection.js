@@ -1,10 +1,11 @@
 // imagemachines web interface, collections: the paintings that drive a unit, a painting's own units, and your
 // own painting explained. Plain JavaScript; shares app.js's globals (S, api, $, toast, writeHash, ...).
-// Deep links: the hash of app.js plus index=ID, neg=1, heat=0, image=N (a painting open), upload=ID, at=LAYER.
+// Deep links: the hash of app.js plus index=ID, neg=1, heat=0, image=N (a painting open), upload=ID, at=LAYER
+// (and acc=STRENGTH, read by accentuate.js).
 "use strict";
 
 const C = {
-  indexes: [], index: null, neg: false, heat: true, image: null, upload: null, at: null,
+  indexes: [], index: null, neg: false, heat: true, image: null, upload: null, at: null, acc: null,
   unitGen: 0, viewGen: 0, viewKey: null,
 };
 const EX_K = 12;
@@ -32,7 +33,7 @@ function currentIndex() { return C.indexes.find((i) => i.id === C.index) || null
 
 // Navigate by changing the hash. A change of the unit or layer goes through app.js's applyHash; a change of
 // collection keys only is applied here (so the unit's large render is not restarted).
-const COLLECTION_KEYS = ["index", "neg", "heat", "image", "upload", "at"];
+const COLLECTION_KEYS = ["index", "neg", "heat", "image", "upload", "at", "acc"];
 function go(changes) {
   const p = new URLSearchParams(location.hash.replace(/^#/, ""));
   for (const [k, v] of Object.entries(changes)) {
@@ -58,6 +59,7 @@ function collectionHash(p) {
   if (C.image !== null) p.set("image", C.image);
   if (C.upload) p.set("upload", C.upload);
   if (C.at) p.set("at", C.at);
+  if (C.acc !== null) p.set("acc", C.acc);   // accentuate.js: the painting accentuated for the unit
 }
 
 function collectionApply(h) {
@@ -69,6 +71,7 @@ function collectionApply(h) {
   C.image = /^\d+$/.test(h.image || "") && C.index ? Number(h.image) : null;
   C.upload = /^[0-9a-f]{32}$/.test(h.upload || "") ? h.upload : null;
   C.at = h.at || null;
+  C.acc = /^\d+(\.\d+)?$/.test(h.acc || "") ? h.acc : null;
   $("ex-neg").checked = C.neg;
   $("ex-heat").checked = C.heat;
   setTimeout(() => { showView(); if (S.unit === null) $("examples").hidden = true; }, 0);   // after app.js selected the unit
@@ -133,7 +136,8 @@ function exampleCard(ex) {
       el("span", { className: "ex-meta", textContent: metaLine(ex.meta) }),
       el("span", { className: "ex-value", textContent: `#${ex.rank} · ${ex.value.toFixed(2)} · ${pct(ex.percentile)}` }),
       ex.meta.link ? el("a", { className: "ex-link", href: ex.meta.link, target: "_blank", rel: "noopener noreferrer",
-        textContent: linkText(ex.meta.link), onclick: (e) => e.stopPropagation() }) : null));
+        textContent: linkText(ex.meta.link), onclick: (e) => e.stopPropagation() }) : null,
+      typeof accentButton === "function" ? accentButton(ex.image_id) : null));
   card.dataset.imageId = ex.image_id;
   const open = () => go({ image: ex.image_id, upload: null, index: C.index });
   card.addEventListener("click", open);
@@ -153,7 +157,11 @@ const view = { body: null };
 
 async function showView() {
   const pane = $("painting");
-  if (C.image === null && !C.upload) { pane.hidden = true; C.viewKey = null; return; }
+  if (C.image === null && !C.upload) {
+    pane.hidden = true; C.viewKey = null;
+    if (typeof accentShow === "function") accentShow();
+    return;
+  }
   pane.hidden = false;
   const key = JSON.stringify([C.index, C.image, C.upload, viewLayer(), S.model]);
   if (key === C.viewKey) { paintingImage(); return; }
@@ -214,6 +222,7 @@ function paintingImage() {
   $("pv-caption").textContent = caption;
   $("pv-heat").checked = C.heat;
   $("pv-heat").parentElement.hidden = !unit;
+  if (typeof accentShow === "function") accentShow();   // accentuate.js
 }
 
 function showPainting(body) {
