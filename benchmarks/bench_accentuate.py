@@ -17,7 +17,8 @@ number of steps:
   activation over the painting's; distance = RMS pixel difference (8-bit levels) and the relative distance of
   the activations at ``features.6``.
 - Time: each call's wall time, both in one process with the same threads, alternated painting by painting.
-- Default time: one ``accentuate()`` at its defaults on a 224-px painting (aspect kept), median of 3.
+- Default time: one ``accentuate()`` at its defaults on a 224-px painting (aspect kept), median of 3, alternated
+  with an ordinary render of the same unit and steps (the ratio holds on any machine; the seconds do not).
 
 ``--quick`` is a smoke run (few steps, one painting) that writes nothing to docs/. The full run writes section
 ``accentuate-cpu`` of docs/benchmarks.md and the contact sheet ``docs/img/accentuate-vs-faccent.png``.
@@ -40,6 +41,7 @@ from PIL import Image, ImageDraw
 from benchmarks.faccent_peer import faccent_accentuate, install
 from benchmarks.report import machine, publish
 from imagemachines.models import load_model
+from imagemachines.vis import render
 from imagemachines.vis.accentuation import accentuate
 from imagemachines.vis.regulariser import default_reg_layer
 
@@ -126,16 +128,19 @@ def run_case(model, net, case, steps: int, order: int) -> tuple[np.ndarray, Side
     return painting, faccent_side, our_side, strip
 
 
-def default_time(model, repeats: int, steps: int | None = None) -> tuple[float, list[float], dict]:
-    """One accentuation at the defaults of a 224-px painting (aspect kept), median of *repeats* (*steps*: only for
-    a smoke run)."""
+def default_time(model, repeats: int, steps: int | None = None) -> tuple[list[float], list[float], dict]:
+    """One accentuation at the defaults of a 224-px painting (aspect kept), and an ordinary render of the same
+    unit with the same steps at 224 px, alternated *repeats* times (*steps*: only for a smoke run)."""
     path, unit, _ = CASES[0]
-    times, last = [], None
+    accents, renders, last = [], [], None
     for _ in range(repeats):
         t = time.perf_counter()
         [last] = accentuate(model, PAINTINGS / path, unit, steps=steps)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times, last.numbers
+        accents.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        render(model, unit, steps=last.recipe["steps"], size=224)
+        renders.append(time.perf_counter() - t)
+    return accents, renders, last.numbers
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray, Side, Side, list[Side]]], path: Path) -> None:
@@ -186,8 +191,11 @@ def main() -> None:
                      f"**{theirs.seconds / ours.seconds:.1f}×** | ×{strip[0].gain:.2f} / {strip[0].acts:.3f} | "
                      f"×{strip[1].gain:.2f} / {strip[1].acts:.3f} |")
         print(table[-1], flush=True)
-    median, times, numbers = default_time(model, 1 if args.quick else args.repeats, steps if args.quick else None)
-    print(f"default accentuation: median {median:.1f} s ({', '.join(f'{t:.1f}' for t in times)}); {numbers}")
+    times, render_times, numbers = default_time(model, 1 if args.quick else args.repeats,
+                                                steps if args.quick else None)
+    median, render_median = statistics.median(times), statistics.median(render_times)
+    print(f"default accentuation: median {median:.1f} s ({', '.join(f'{t:.1f}' for t in times)}); render of the "
+          f"same unit {render_median:.1f} s; {numbers}")
     load_end = os.getloadavg()[0]
     if not args.quick:
         contact_sheet(rows, SHEET)
@@ -216,7 +224,10 @@ pairs: `docs/img/accentuate-vs-faccent.png`.
 
 **One accentuation at the defaults** (`accentuate(model, painting, unit)`: 256 steps, strength 1, the 224-px
 portrait `{CASES[0][0]}` with its aspect kept, {CASES[0][1]}): median **{median:.1f} s** of {len(times)}
-({', '.join(f'{t:.1f}' for t in times)} s) on {args.threads} threads; gain ×{numbers['gain']:.2f}.
+({', '.join(f'{t:.1f}' for t in times)} s) on {args.threads} threads; gain ×{numbers['gain']:.2f}. An ordinary
+render of the same unit with the same steps (224 px, alternated with it): median {render_median:.1f} s, so an
+accentuation costs **{median / render_median:.2f}×** a render (the painting's own pass to the regulariser's layer
+each step, the balance's two passes and the final numbers).
 """
     publish("accentuate-cpu", markdown, quick=args.quick)
 

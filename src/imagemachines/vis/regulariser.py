@@ -32,7 +32,6 @@ def default_reg_layer(model: LoadedModel) -> str:
     to keep the painting's layout. Hamblin et al. used InceptionV1's ``mixed3a``, at the same resolution. A model
     without a block that fine takes its middle block."""
     blocks = [info for info in model.layers() if info.name != LOGITS and info.height * info.width > 1]
-    blocks = [b for b in blocks if not any(other.name.startswith(b.name + ".") for other in blocks)]  # containers
     if not blocks:
         return model.layers()[0].name
     fine = [b for b in blocks if model.input_size / min(b.height, b.width) < 12]
