@@ -12,7 +12,7 @@ from imagemachines.vis.regulariser import default_reg_layer
 from tests.conftest import SHARED
 
 PORTRAIT = SHARED / "data" / "paintings" / "images" / "portrait" / "B_102.jpg"
-DEFAULT_REG = {"mobilenet_v2": "features.6", "resnet50": "layer2", "inception_v3": "Mixed_5d",
+DEFAULT_REG = {"mobilenet_v2": "features.6", "resnet50": "layer2.3", "inception_v3": "Mixed_5d",
                "vgg16": "features.22", "googlenet": "inception3b"}
 
 

@@ -5,6 +5,7 @@
 >>> model = load_model("mobilenet_v2")
 >>> [r] = render(model, Unit("features.14", 40))
 >>> save_render(r, Path("out/features-14_40.png"))
+>>> accentuate(model, "painting.jpg", "features.16:150", strength=[0.5, 1, 2])  # the unit grown in a painting
 
 Names are imported on first use, so ``imagemachines.vis.cli`` (and ``imagemachines --help``) do not pay for
 importing torch.
@@ -15,6 +16,9 @@ from __future__ import annotations
 from imagemachines.lazy import lazy_exports
 
 _EXPORTS = {
+    "AccentTarget": "accentuation", "Accentuation": "accentuation", "Accentuations": "accentuation",
+    "accentuate": "accentuation",
+    "ConceptDirection": "directions", "load_direction": "directions", "save_direction": "directions",
     "contact_sheet": "io", "read_recipe": "io", "save_render": "io",
     "Channel": "objectives", "ClassLogit": "objectives", "Direction": "objectives", "Diversity": "objectives",
     "Neuron": "objectives", "Objective": "objectives", "PerImage": "objectives",

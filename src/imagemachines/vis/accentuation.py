@@ -402,7 +402,7 @@ def accentuation_sheet(results: Sequence[Accentuation], path: Path, height: int 
         for a in items:
             gain = a.numbers["gain"]
             cells.append((a.image, f"strength {a.strength:g}",
-                          f"{a.activation:.2f}" + (f" ×{gain:.1f}" if gain is not None else "")
+                          f"{a.activation:.2f}" + (f" (x{gain:.1f})" if gain is not None else "")
                           + f" · dist {a.numbers['activation_distance']:.2f}"))
         for c, (picture, line1, line2) in enumerate(cells):
             x = c * (w + 4)
