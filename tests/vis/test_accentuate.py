@@ -155,8 +155,8 @@ def test_the_numbers_are_what_the_saved_pictures_give(model, tmp_path):
     assert recipe["accentuation"]["after"] == pytest.approx(a.activation)
     assert recipe["painting"]["name"] == "stripes.png" and recipe["method"] == "accentuate"
     assert recipe["unit"] == UNIT and recipe["options"]["reg_layer"] == default_reg_layer(model)
-    saved = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
-    original = torch.from_numpy(np.asarray(a.painting)).permute(2, 0, 1)[None].float() / 255
+    saved = torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1)[None].float() / 255
+    original = torch.from_numpy(np.array(a.painting)).permute(2, 0, 1)[None].float() / 255
     tap = model.tap(["features.1.0"])
 
     def value(x):
@@ -185,7 +185,7 @@ def test_with_an_index_the_numbers_include_the_unit_s_percentile_in_the_collecti
     index = Index()
     [a] = accentuate(model, painting(), UNIT, index=index, **FAST)
     squashed = torch.nn.functional.interpolate(
-        torch.from_numpy(np.asarray(a.painting)).permute(2, 0, 1)[None].float() / 255, size=(32, 32),
+        torch.from_numpy(np.array(a.painting)).permute(2, 0, 1)[None].float() / 255, size=(32, 32),
         mode="bilinear", align_corners=False, antialias=True)
     expected = float(model.tap(["features.1.0"])(model.normalize(squashed))["features.1.0"][0, 3].max())
     assert index.asked[0][:2] == ("features.1.0", 3) and index.asked[0][2] == pytest.approx(expected, abs=1e-5)
@@ -236,7 +236,7 @@ def test_a_direction_file_round_trips_with_its_layer_and_weights(model, tmp_path
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "No such direction file"), ("garbage", "Cannot read"), ("no-tensor", "no tensor 'direction'"),
-    ("matrix", "non-empty float vector"), ("zeros", "not all zero"), ("nan", "finite"),
+    ("matrix", "non-empty float vector"), ("zeros", "is all zero"), ("nan", "not finite"),
     ("no-layer", "does not say its layer"),
 ])
 def test_bad_direction_files_are_clear_errors(tmp_path, case, message):

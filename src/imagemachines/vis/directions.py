@@ -95,8 +95,10 @@ def load_direction(path: Path) -> ConceptDirection:
         raise UserError(f"{path}: {TENSOR!r} must be a non-empty float vector; it has shape "
                         f"{tuple(vector.shape)} and type {vector.dtype}.")
     vector = vector.float()
-    if not torch.isfinite(vector).all() or not vector.abs().sum() > 0:
-        raise UserError(f"{path}: the direction must be finite and not all zero.")
+    if not torch.isfinite(vector).all():
+        raise UserError(f"{path}: the direction has values that are not finite (NaN or infinite).")
+    if not vector.abs().sum() > 0:
+        raise UserError(f"{path}: the direction is all zero; it points nowhere.")
     layer = meta.get("layer")
     if not layer:
         raise UserError(f"{path} does not say its layer: its metadata needs a 'layer' entry (e.g. features.14).")
