@@ -389,7 +389,8 @@ def accentuation_sheet(results: Sequence[Accentuation], path: Path, height: int 
         raise UserError("No accentuations to put on a sheet.")
     rows: dict[str, list[Accentuation]] = {}
     for a in results:
-        rows.setdefault(str(a.target), []).append(a)
+        name = a.recipe.get("class_name")
+        rows.setdefault(f"{a.target}" + (f" ({name})" if name else ""), []).append(a)
     first = results[0]
     w = round(first.image.width * height / first.image.height)
     cols = 1 + max(len(r) for r in rows.values())
