@@ -31,7 +31,7 @@ from imagemachines.models.loaded import LoadedModel
 from imagemachines.models.taps import LOGITS
 from imagemachines.vis.directions import ConceptDirection
 from imagemachines.vis.display import Renders, figure_html
-from imagemachines.vis.engine import MAX_BATCH, Render, score, units_objective
+from imagemachines.vis.engine import MAX_BATCH, Render, score, seeds_for, units_objective
 from imagemachines.vis.objectives import Direction, Objective, PerImage, _spatial
 from imagemachines.vis.optimize import ascend
 from imagemachines.vis.param import FourierImage
@@ -234,8 +234,6 @@ def accentuate(
     n = len(pairs)
     if n > MAX_BATCH:
         raise UserError(f"An accentuation takes 1 to {MAX_BATCH} images at once; got {n}.")
-    from imagemachines.vis.engine import seeds_for
-
     seeds = seeds_for(seed, n)
     original = painting_image(image)
     shape = painting_size(*original.size, size)
@@ -252,8 +250,8 @@ def accentuate(
     objective = targets_objective(pairs)
     strengths = torch.tensor([t.strength for t in pairs])
 
-    final, betas, penalised = _run(model, painting_u8, objective, strengths, seeds, reg_layer, steps, lr,
-                                   decay_power, spec, Monitor(steps, preview_every, None, stop), on_progress)
+    final, betas = _run(model, painting_u8, objective, strengths, seeds, reg_layer, steps, lr,
+                        decay_power, spec, Monitor(steps, preview_every, None, stop), on_progress)
     numbers = _numbers(model, objective, reg_layer, painting_u8, final, index, pairs)
     base = {
         "model": model.name, "weights_id": model.weights_id, "method": "accentuate", "size": size,
@@ -274,7 +272,6 @@ def accentuate(
         picture = Image.fromarray(final[i].permute(1, 2, 0).cpu().numpy(), "RGB")
         results.append(Accentuation(t.unit, picture, numbers[i]["after"], recipe, target=t.what,
                                     strength=t.strength, before=numbers[i]["before"], painting=painting_pil))
-    del penalised
     return Accentuations(results)
 
 
@@ -314,7 +311,7 @@ def _run(model, painting_u8, objective, strengths, seeds, reg_layer, steps, lr, 
     ascend(forward, penalised, image, reference.augment, steps=steps, lr=lr, monitor=monitor,
            schedule=lr_schedule(steps))
     final = (image().detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return final, None if betas is None else betas.detach().cpu(), penalised
+    return final, None if betas is None else betas.detach().cpu()
 
 
 @torch.no_grad()
