@@ -11,8 +11,8 @@ number of steps:
 - faccent: ``render_vis`` as its demo calls it (Fourier image from the painting, 16 box crops + noise per step,
   the regulariser weighted by the gradient ratio at the start, ``accent_reg_alpha`` 1, Adam lr 0.05).
 - ours: ``accentuate()`` with its defaults (strength 1, lr 0.02 warmed up then decayed, the engine's
-  transforms, one view per step); and, untimed, strengths 0.5 and 2 in one batched call, to show where the
-  gain/distance trade-off lies around the default.
+  transforms, one view per step) at the same steps; and, timed too, at its own default steps (256), which is what
+  a user gets.
 - Scoring (the same for both): the final 8-bit image at 224 px without transforms; gain = the unit's mean
   activation over the painting's; distance = RMS pixel difference (8-bit levels) and the relative distance of
   the activations at ``features.6``.
@@ -103,7 +103,7 @@ class Scorer:
         return side
 
 
-def run_case(model, net, case, steps: int, order: int) -> tuple[np.ndarray, Side, Side, list[Side]]:
+def run_case(model, net, case, steps: int, order: int) -> tuple[np.ndarray, Side, Side, Side]:
     path, unit, _what = case
     painting = square(PAINTINGS / path)
     layer, channel = unit.split(":")
@@ -120,12 +120,14 @@ def run_case(model, net, case, steps: int, order: int) -> tuple[np.ndarray, Side
         [a] = accentuate(model, painting, unit, steps=steps, size=SIZE)
         return Side(np.asarray(a.image), time.perf_counter() - t)
 
+    def ours_default() -> Side:
+        t = time.perf_counter()
+        [a] = accentuate(model, painting, unit, size=SIZE)
+        return Side(np.asarray(a.image), time.perf_counter() - t)
+
     first, second = (theirs, ours) if order % 2 == 0 else (ours, theirs)
-    results = {first: first(), second: second()}
-    faccent_side, our_side = scorer.fill(results[theirs], painting), scorer.fill(results[ours], painting)
-    strip = [scorer.fill(Side(np.asarray(a.image), 0.0), painting)
-             for a in accentuate(model, painting, unit, strength=[0.5, 2.0], steps=steps, size=SIZE)]
-    return painting, faccent_side, our_side, strip
+    results = {first: first(), second: second(), ours_default: ours_default()}
+    return painting, *(scorer.fill(results[f], painting) for f in (theirs, ours, ours_default))
 
 
 def default_time(model, repeats: int, steps: int | None = None) -> tuple[list[float], list[float], dict]:
@@ -143,17 +145,19 @@ def default_time(model, repeats: int, steps: int | None = None) -> tuple[list[fl
     return accents, renders, last.numbers
 
 
-def contact_sheet(rows: list[tuple[str, np.ndarray, Side, Side, list[Side]]], path: Path) -> None:
-    """Per case: the painting, faccent's accentuation, ours (strength 1), ours at 0.5 and 2, with their numbers."""
-    cell, label = 200, 34
-    sheet = Image.new("RGB", (5 * (cell + 4), len(rows) * (cell + label)), (24, 24, 24))
+def contact_sheet(rows: list[tuple[str, np.ndarray, Side, Side, Side]], steps: int, path: Path) -> None:
+    """Per case: the painting, faccent's accentuation, ours at the same steps and ours at its defaults, with their
+    numbers."""
+    cell, label = 224, 34
+    sheet = Image.new("RGB", (4 * (cell + 4), len(rows) * (cell + label + 16)), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
-    for r, (title, painting, theirs, ours, strip) in enumerate(rows):
-        y = r * (cell + label)
-        cells = [(painting, title, ""), (theirs.image, "faccent (alpha 1)", _caption(theirs)),
-                 (ours.image, "ours (strength 1)", _caption(ours)),
-                 (strip[0].image, "ours (strength 0.5)", _caption(strip[0])),
-                 (strip[1].image, "ours (strength 2)", _caption(strip[1]))]
+    for r, (title, painting, theirs, ours, default) in enumerate(rows):
+        y = r * (cell + label + 16)
+        draw.text((3, y + 2), title, fill=(230, 230, 230))
+        y += 16
+        cells = [(painting, "the painting", ""), (theirs.image, f"faccent, {steps} steps", _caption(theirs)),
+                 (ours.image, f"ours, {steps} steps", _caption(ours)),
+                 (default.image, "ours, defaults (256 steps)", _caption(default))]
         for c, (image, line1, line2) in enumerate(cells):
             x = c * (cell + 4)
             sheet.paste(Image.fromarray(image).resize((cell, cell), Image.LANCZOS), (x, y))
@@ -164,7 +168,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray, Side, Side, list[Side]]], pa
 
 
 def _caption(side: Side) -> str:
-    return f"gain x{side.gain:.2f}  dist {side.acts:.2f}  {side.pixels:.1f} lv"
+    return f"gain x{side.gain:.2f}  dist {side.acts:.2f}  {side.pixels:.1f} lv  {side.seconds:.0f} s"
 
 
 def main() -> None:
@@ -172,62 +176,75 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="Steps on both sides (faccent's default is 100).")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="Runs of the default-settings timing.")
+    parser.add_argument("--cases", type=int, default=len(CASES), help="How many of the paintings (in order).")
     parser.add_argument("--quick", action="store_true", help="Smoke run: 4 steps, one painting, nothing written.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     install()
     steps = 4 if args.quick else args.steps
-    cases = CASES[:1] if args.quick else CASES
+    cases = CASES[:1] if args.quick else CASES[:args.cases]
     model = load_model("mobilenet_v2", device="cpu")
     net = torchvision.models.mobilenet_v2(weights="IMAGENET1K_V1").eval().requires_grad_(False)
     load_start = os.getloadavg()[0]
     rows, table = [], []
     for i, case in enumerate(cases):
-        painting, theirs, ours, strip = run_case(model, net, case, steps, i)
-        rows.append((f"{case[1]} ({case[2]})", painting, theirs, ours, strip))
+        painting, theirs, ours, default = run_case(model, net, case, steps, i)
+        rows.append((f"{case[0]}: {case[1]} ({case[2]})", painting, theirs, ours, default))
         table.append(f"| {case[0]} | {case[1]} ({case[2]}) | {theirs.before:.3f} | ×{theirs.gain:.2f} | "
                      f"{theirs.acts:.3f} | {theirs.pixels:.1f} | {theirs.seconds:.1f} s | ×{ours.gain:.2f} | "
                      f"{ours.acts:.3f} | {ours.pixels:.1f} | {ours.seconds:.1f} s | "
-                     f"**{theirs.seconds / ours.seconds:.1f}×** | ×{strip[0].gain:.2f} / {strip[0].acts:.3f} | "
-                     f"×{strip[1].gain:.2f} / {strip[1].acts:.3f} |")
+                     f"**{theirs.seconds / ours.seconds:.0f}×** | ×{default.gain:.2f} / {default.acts:.3f} / "
+                     f"{default.pixels:.1f} / {default.seconds:.1f} s | **{theirs.seconds / default.seconds:.1f}×** |")
         print(table[-1], flush=True)
-    times, render_times, numbers = default_time(model, 1 if args.quick else args.repeats,
-                                                steps if args.quick else None)
-    median, render_median = statistics.median(times), statistics.median(render_times)
-    print(f"default accentuation: median {median:.1f} s ({', '.join(f'{t:.1f}' for t in times)}); render of the "
-          f"same unit {render_median:.1f} s; {numbers}")
+    repeats = 1 if args.quick else args.repeats
+    if repeats:
+        times, render_times, numbers = default_time(model, repeats, steps if args.quick else None)
+        median, render_median = statistics.median(times), statistics.median(render_times)
+        print(f"default accentuation: median {median:.1f} s ({', '.join(f'{t:.1f}' for t in times)}); render of "
+              f"the same unit {render_median:.1f} s; {numbers}")
+        default_line = f"""**One accentuation at the defaults** (`accentuate(model, painting, unit)`: 256 steps,
+strength 1, the 224-px portrait `{CASES[0][0]}` with its aspect kept, {CASES[0][1]}): median **{median:.1f} s**
+of {len(times)} ({', '.join(f'{t:.1f}' for t in times)} s) on {args.threads} threads; gain
+×{numbers['gain']:.2f}. An ordinary render of the same unit with the same steps (224 px, alternated with it):
+median {render_median:.1f} s, so an accentuation costs **{median / render_median:.2f}×** a render (the painting's
+own pass to the regulariser's layer each step, the balance's two passes and the final numbers)."""
+    else:
+        seconds = [row[4].seconds for row in rows]
+        default_line = f"""**One accentuation at the defaults** (`accentuate(model, painting, unit, size=224)`:
+256 steps, strength 1, a 224-px painting): the last column's runs above, {', '.join(f'{t:.1f}' for t in seconds)} s on
+{args.threads} threads (median **{statistics.median(seconds):.1f} s**; `--repeats 0`: no separate timing run)."""
     load_end = os.getloadavg()[0]
     if not args.quick:
-        contact_sheet(rows, SHEET)
+        contact_sheet(rows, steps, SHEET)
     speedups = [float(line.split("**")[1].rstrip("×")) for line in table]
+    default_speedups = [float(line.split("**")[3].rstrip("×")) for line in table]
     markdown = f"""## Feature accentuation vs faccent (`benchmarks/bench_accentuate.py`)
 
-`python -m benchmarks.bench_accentuate --steps {steps} --threads {args.threads}` — {machine()}; load average
-{load_start:.1f} at the start and {load_end:.1f} at the end (other work shares these cores: absolute seconds are
-slow and noisy; both sides ran in one process, alternated painting by painting, under the same load).
+`python -m benchmarks.bench_accentuate --steps {steps} --threads {args.threads} --repeats {args.repeats}` —
+{machine()}; load average {load_start:.1f} at the start and {load_end:.1f} at the end (other work shares these
+cores: absolute seconds are slow and noisy; both sides ran in one process, alternated painting by painting, under
+the same load).
 
 faccent 1.0.3 (Hamblin et al.'s package: `render_vis` as in its demo: Fourier image from the painting, 16 box crops
-+ noise per step, regulariser weighted by the gradient ratio at the start, `accent_reg_alpha` 1, Adam lr 0.05) vs
-our `accentuate()` at its defaults (strength 1, lr 0.02 with warm-up and decay, one transformed view per step),
-{steps} steps each, MobileNetV2 IMAGENET1K_V1, the painting centre-cropped to 224 px on both sides, the
-regulariser at `features.6` on both. Gain: the unit's mean activation on the final 8-bit image over the
-painting's; distance: relative distance of the `features.6` activations (and RMS pixel difference in 8-bit
-levels) to the painting. The last two columns are ours at strengths 0.5 and 2 (gain / distance), one batched call.
++ noise per step with the painting's own pass in the same batch, regulariser weighted by the gradient ratio at the
+start, `accent_reg_alpha` 1, Adam lr 0.05; its transparency map told to reuse the step's gradient, which spares it
+one backward pass a step) vs our `accentuate()` at its defaults (strength 1, lr 0.02 with warm-up and decay, one
+transformed view per step), {steps} steps each, then ours at its own defaults (256 steps). MobileNetV2
+IMAGENET1K_V1, the painting centre-cropped to 224 px on both sides, the regulariser at `features.6` on both.
+Gain: the unit's mean activation on the final 8-bit image over the painting's; distance: relative distance of the
+`features.6` activations (and RMS pixel difference in 8-bit levels) to the painting.
 
 | painting | unit | painting's value | faccent gain | faccent dist | faccent px | faccent time | our gain | our dist \
-| our px | our time | speed-up | ours s=0.5 | ours s=2 |
+| our px | our time | speed-up, same steps | ours at defaults: gain / dist / px / time | faccent time ÷ ours at \
+defaults |
 |---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(table)}
 
-Speed-up {min(speedups):.1f}–{max(speedups):.1f}× (median {statistics.median(speedups):.1f}×). Contact sheet of the
-pairs: `docs/img/accentuate-vs-faccent.png`.
+Speed-up at the same steps {min(speedups):.0f}–{max(speedups):.0f}×; faccent's {steps} steps take
+{min(default_speedups):.1f}–{max(default_speedups):.1f}× as long as our whole default accentuation (256 steps).
+Contact sheet of the pairs: `docs/img/accentuate-vs-faccent.png`.
 
-**One accentuation at the defaults** (`accentuate(model, painting, unit)`: 256 steps, strength 1, the 224-px
-portrait `{CASES[0][0]}` with its aspect kept, {CASES[0][1]}): median **{median:.1f} s** of {len(times)}
-({', '.join(f'{t:.1f}' for t in times)} s) on {args.threads} threads; gain ×{numbers['gain']:.2f}. An ordinary
-render of the same unit with the same steps (224 px, alternated with it): median {render_median:.1f} s, so an
-accentuation costs **{median / render_median:.2f}×** a render (the painting's own pass to the regulariser's layer
-each step, the balance's two passes and the final numbers).
+{default_line}
 """
     publish("accentuate-cpu", markdown, quick=args.quick)
 
