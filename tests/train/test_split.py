@@ -281,9 +281,8 @@ def test_a_split_trains_and_its_metadata_reaches_the_evaluation(tmp_path):
 
 def test_the_index_joins_split_csv_through_the_links(tmp_path):
     """An index of a split finds split.csv above it; images are links and file names repeat across classes."""
-    from tests.index.conftest import blob_model
-
     from imagemachines.index import build_index, open_index
+    from tests.index.conftest import blob_model
 
     folder = tmp_path / "p"
     rng = random.Random(0)
