@@ -78,6 +78,8 @@ def workspace(tmp_path_factory):
         mp.setenv("IMAGEMACHINES_DATA_DIR", str(root / "no-wga"))
         mp.setenv("OMP_NUM_THREADS", "2")
         mp.setenv("TMPDIR", str(tmp))
+        # torch keeps its compiler cache in $TMPDIR/torchinductor_<user> (one folder, reused, torch's own): outside
+        mp.setenv("TORCHINDUCTOR_CACHE_DIR", str(root / "torch-cache"))
         yield Workspace(root, tmp)
 
 
