@@ -43,3 +43,31 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+LINK_KINDS = ("symbolic", "hard", "copy")
+
+
+def link_file(src: Path, dst: Path, kinds: tuple[str, ...]) -> str:
+    """Make *dst* stand for *src* by the first of *kinds* the filesystem allows; returns the kind used.
+
+    ``symbolic`` links to the absolute path of *src*; ``hard`` shares its data (same filesystem only);
+    ``copy`` copies it (with its timestamps). The last kind given is not caught: its error is the caller's.
+    """
+    import shutil
+
+    for n, kind in enumerate(kinds):
+        try:
+            if kind == "symbolic":
+                os.symlink(Path(src).resolve(), dst)
+            elif kind == "hard":
+                os.link(src, dst)
+            elif kind == "copy":
+                shutil.copy2(src, dst)
+            else:
+                raise ValueError(f"unknown link kind {kind!r}; use one of {', '.join(LINK_KINDS)}")
+            return kind
+        except OSError:
+            if n == len(kinds) - 1:
+                raise
+    raise ValueError("link_file needs at least one kind")

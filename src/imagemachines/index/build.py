@@ -10,6 +10,7 @@ and the merge is exact, so N processes give the same index as one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -115,9 +116,13 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
                 layers: Sequence[str] | str | None = None, k: int = DEFAULT_K, pooled: bool = True,
                 metadata: Path | None = None, batch_size: int | None = None, progress: bool = True,
                 workers: int | None = None, chunk_size: int = DEFAULT_CHUNK, rebuild: bool = False,
-                rehash: bool = False, model_ref: str | None = None, weights: str | None = None) -> Path:
+                rehash: bool = False, model_ref: str | None = None, weights: str | None = None,
+                images: Sequence[Path | str] | None = None) -> Path:
     """Index *image_dir* for *model*; returns the index directory (see the module doc). Incremental and
     resumable: run it again after adding, changing or removing images, or after an interruption.
+
+    *images* (paths in *image_dir*, e.g. from :func:`imagemachines.index.sampling.sample_images`) indexes only
+    those; run again with other images, the index follows (as if the others had been removed).
 
     *model_ref* / *weights* record how to load the model again (for ``examples``); by default the model's
     name. Under torchrun (``WORLD_SIZE`` > 1) the processes share the work and rank 0 writes the result.
@@ -141,13 +146,35 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
         model.to(device)
     try:
         if dist.main:
-            files = scan_folder(image_dir)
+            files = scan_folder(image_dir) if images is None else _only(scan_folder(image_dir), image_dir, images)
             _prepare_dir(out, settings, rebuild)
         distributed.barrier(dist)
         return _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers,
                       chunk_size, rehash, model_ref, weights, dist, files if dist.main else None)
     finally:
         distributed.teardown(dist)
+
+
+def _only(files: list, image_dir: Path, images: Sequence[Path | str]) -> list:
+    """The scanned *files* that *images* (paths as given: absolute or relative to the working folder) name."""
+    plain, real = Path(os.path.abspath(image_dir)), image_dir.resolve()
+    wanted = set()
+    for p in images:
+        full = Path(os.path.abspath(p))
+        for base, path in ((plain, full), (real, full.resolve())):
+            if path.is_relative_to(base):
+                wanted.add(path.relative_to(base).as_posix())
+                break
+        else:
+            raise UserError(f"{p} is not in the image folder {image_dir}; give images from that folder.")
+    chosen = [f for f in files if f.path in wanted]
+    missing = sorted(wanted - {f.path for f in chosen})
+    if missing:
+        raise UserError(f"{len(missing)} of the images given are not images of {image_dir} "
+                        f"(e.g. {missing[0]}); give image files from that folder.")
+    if not chosen:
+        raise UserError("No images given to index: give at least one.")
+    return chosen
 
 
 def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers, chunk_size,

@@ -33,7 +33,7 @@ def pick_folder(data_dir: Path, split: str | None) -> Path:
     if any(p.is_dir() for p in data_dir.iterdir()):
         return data_dir
     raise UserError(f"{data_dir} holds neither test/ nor val/ nor class folders; give a data folder written by "
-                    "`imagemachines wga subset`.")
+                    "`imagemachines split` or `imagemachines wga subset`.")
 
 
 def default_out(run_dir: Path, data_dir: Path, folder: Path) -> Path:

@@ -1,7 +1,8 @@
 """HTML pages people look at: thumbnails with captions (misclassified images, top images of a class).
 
 Pages are self-contained folders: thumbnails are written beside the HTML, every text is escaped, and the
-WGA metadata of ``subset.csv`` (author, title, date…) is shown when the data folder has one.
+metadata of ``subset.csv`` (WGA: author, title, date…) or ``split.csv`` (``imagemachines split``: the columns of
+its ``--metadata`` CSV) is shown when the data folder has one.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 from PIL import Image
 
 THUMB = 200
-META_SKIP = {"path", "split", "class", "file", "filename", "sha256"}
-META_FIRST = ("AUTHOR", "TITLE", "DATE", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE", "FORM")
+META_SKIP = {"path", "split", "class", "file", "filename", "sha256", "original_path"}
+META_FIRST = ("AUTHOR", "ARTIST", "TITLE", "DATE", "YEAR", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE",
+              "FORM")
 
 @dataclass
 class Card:
@@ -80,13 +82,10 @@ class Metadata:
 
     @classmethod
     def near(cls, folder: Path, levels: int = 2) -> Metadata:
-        """The ``subset.csv`` in *folder* or up to *levels* folders above it (empty metadata if none)."""
-        d = folder.resolve()
-        for _ in range(levels + 1):
-            if (d / "subset.csv").is_file():
-                return cls(d / "subset.csv")
-            d = d.parent
-        return cls()
+        """The ``subset.csv`` (or ``split.csv``) in *folder* or up to *levels* folders above it (empty if none)."""
+        from imagemachines.index.metadata import find_subset_csv
+
+        return cls(find_subset_csv(folder, levels))
 
     def __bool__(self) -> bool:
         return bool(self.by_path)
