@@ -223,3 +223,13 @@ def test_merged_progress_is_the_slowest_part_s_step_and_images_only_when_every_p
     assert (report.step, report.total, report.activations) == (3, 6, [0.5, 0.25, 2.0])
     assert tuple(report.images.shape) == (3, 3, 2, 2) and report.images[:2].min() == 1 and report.images[2].max() == 0
     assert _merged(latest, [picture[0], None]).images is None and _merged(latest, None).images is None
+
+
+def test_a_child_out_of_memory_stays_out_of_memory_and_other_errors_are_the_servers():
+    from imagemachines.serve.render_process import _child_error
+    from imagemachines.serve.scheduler import failure
+
+    oom = _child_error("OutOfMemoryError", "CUDA out of memory")
+    assert isinstance(oom, MemoryError) and failure(oom)[1] == "request"
+    bug = _child_error("TypeError", "'module' object is not callable")
+    assert type(bug) is RuntimeError and "TypeError: 'module' object" in str(bug) and failure(bug)[1] == "server"

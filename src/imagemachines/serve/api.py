@@ -86,7 +86,8 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
             id=job.id, state=snap["state"], model=spec.model, layer=spec.layer, unit=spec.unit_text,
             method=spec.method, size=spec.size, steps=spec.steps, seed=spec.seed, step=snap["step"],
             progress=1.0 if done else (snap["step"] / total if total else 0.0), activation=snap["activation"],
-            queue_position=scheduler.queue_position(job), error=snap["error"], recipe=snap["recipe"],
+            queue_position=scheduler.queue_position(job), error=snap["error"], fault=snap["fault"],
+            recipe=snap["recipe"],
             links=links(job.id),
         )
 

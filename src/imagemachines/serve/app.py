@@ -47,6 +47,17 @@ def compact_errors(errors: Sequence[dict]) -> list[dict]:
              "type": _short(err.get("type", ""))} for err in errors[:MAX_ERRORS]]
 
 
+def fault_of(status: int) -> str:
+    """Whose fault an error answer is (the ``fault`` of every error body): ``busy`` for 429 and 503 (try again after
+    Retry-After), ``server`` for other 5xx, else ``request``."""
+    return "busy" if status in (429, 503) else "server" if status >= 500 else "request"
+
+
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None, **extra) -> JSONResponse:
+    """An error answer: ``{"detail": ..., "fault": ...}``."""
+    return JSONResponse({"detail": detail, "fault": fault_of(status), **extra}, status_code=status, headers=headers)
+
+
 def _readable(errors: Sequence[dict], total: int) -> str:
     """Pydantic errors as one sentence per problem: 'size: Input should be less than or equal to 1024.'"""
     parts = []
@@ -116,17 +127,22 @@ def create_app(
                       "for the expected format." if isinstance(limit, int) else "The request body is too large.")
         elif exc.status_code == 405 and detail == "Method Not Allowed":
             detail = f"{request.method} is not allowed on {request.url.path!r}; see /docs for what is."
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return problem(exc.status_code, detail, exc.headers)
 
     @app.exception_handler(UserError)
     async def user_error(_request: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=problem_status(exc))
+        return problem(problem_status(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         every = exc.errors()
         errors = compact_errors(every)
-        return JSONResponse({"detail": _readable(errors, len(every)), "errors": errors}, status_code=422)
+        return problem(422, _readable(errors, len(every)), errors=errors)
+
+    @app.exception_handler(Exception)
+    async def crashed(_request: Request, exc: Exception) -> JSONResponse:  # a bug: logged by the server, re-raised
+        return problem(500, f"The server failed to answer ({type(exc).__name__}). This is a fault of the server, "
+                            "not of the request: try again, and report it if it keeps failing.")
 
     app.include_router(build_router(catalog, scheduler))
     app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),

@@ -108,6 +108,13 @@ def _user_error(name: str, message: str) -> UserError:
     return UserError(message)
 
 
+def _child_error(name: str, message: str) -> Exception:
+    """A child's failure in the server: out of memory stays a MemoryError (the request can ask for less), anything
+    else is a RuntimeError naming the child's exception."""
+    text = f"{name}: {message}"
+    return MemoryError(text) if name in ("MemoryError", "OutOfMemoryError") else RuntimeError(text)
+
+
 def split(n: int, parts: int) -> list[range]:
     """*n* positions in at most *parts* contiguous, nearly equal, non-empty ranges."""
     parts = max(1, min(parts, n))
@@ -345,7 +352,7 @@ class RenderProcesses:
                     failure = failure if failure is not None and not isinstance(failure, RenderCancelled) else \
                         _user_error(message[1], message[2])
                 else:
-                    failure = failure or RuntimeError(f"{message[1]}: {message[2]}")
+                    failure = failure or _child_error(message[1], message[2])
         return [r for part in results for r in part or ()], failure
 
 
