@@ -132,9 +132,14 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
         return out
 
     @router.get("/api/status", tags=["models"])
-    def server_status() -> dict[str, int]:
-        """Queue length, running renders, counters since start, open event streams and the disk cache's size."""
-        return {**scheduler.counts(), "streams": streams["open"], **scheduler.cache.usage()}
+    def server_status() -> dict[str, int | bool]:
+        """Queue length, running renders, counters since start, open event streams, the disk cache's size, and
+        whether the render processes are ready (`warming_up` while they start: renders then run more slowly, in
+        the server's own thread)."""
+        readiness = getattr(scheduler.render_fn, "readiness", None)
+        ready, processes = readiness() if callable(readiness) else (0, 0)
+        return {**scheduler.counts(), "streams": streams["open"], **scheduler.cache.usage(),
+                "render_processes": processes, "render_processes_ready": ready, "warming_up": ready < processes}
 
     # -- renders ------------------------------------------------------------------------------------------
     @router.post("/api/renders", status_code=202, response_model=RenderCreated, tags=["renders"],
