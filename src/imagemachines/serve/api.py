@@ -6,14 +6,13 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 
 from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LOGITS
 from imagemachines.serve.cache import is_key
-from imagemachines.serve.guard import refuse_cross_site
 from imagemachines.serve.images import download_name, placeholder_png
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Job, QueueFull, Scheduler
@@ -269,8 +268,7 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
 
     # -- the seed's route ---------------------------------------------------------------------------------
     @router.get("/activations/{layer}/{neuron}/{octave}", status_code=202, response_model=SeedActivation,
-                responses={**ERRORS, 403: {"model": Problem}, 429: {"model": Problem}}, tags=["seed"],
-                dependencies=[Depends(refuse_cross_site)])  # a GET that queues work: not for other sites' pages
+                responses={**ERRORS, 403: {"model": Problem}, 429: {"model": Problem}}, tags=["seed"])
     def seed_activation(
         layer: str,
         neuron: Annotated[int, PathParam(ge=0, le=1_000_000, description="Channel of the layer.")],

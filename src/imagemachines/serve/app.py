@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
@@ -21,7 +21,8 @@ from imagemachines.serve.api import build_router, problem_status
 from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
-from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
+from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard, open_to_other_sites, refuse_cross_site
+from imagemachines.serve.headers import SecurityHeaders
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
@@ -107,6 +108,8 @@ def create_app(
 
     app = FastAPI(
         title="imagemachines", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs comes from the package below
+        dependencies=[Depends(refuse_cross_site)],  # every route, also those of routers included later (guard.py)
         max_body_size=limits.max_body,  # every route; an upload route raises it with its own max_body_size=
         description="Feature visualization of image-recognition networks as a local web service. "
                     "The web interface is at `/`.",
@@ -149,9 +152,17 @@ def create_app(
                                                UploadStore(upload_limits)))
 
     @app.get("/", include_in_schema=False)
+    @open_to_other_sites  # a link on another site may open the interface (it starts nothing large by itself)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/docs", include_in_schema=False)
+    @open_to_other_sites
+    def api_docs() -> FileResponse:
+        """Swagger UI, served from the package (works offline; no inline script, so it passes the CSP)."""
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(RequestGuard, allowed_hosts=tuple(allowed_hosts), allow_origins=tuple(allow_origins))
+    app.add_middleware(SecurityHeaders)  # outermost: the guard's refusals carry the headers too
     return app
