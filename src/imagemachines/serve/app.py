@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,6 +32,15 @@ from imagemachines.serve.uploads import UploadLimits, UploadStore
 FRAMEWORK_413 = {"Content Too Large", "Request Entity Too Large"}
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+UPLOAD_SWEEP_SECONDS = 60.0  # how often expired uploads are dropped when nobody asks for any
+
+
+async def _sweep(purge: Callable[[], object], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        purge()
 
 
 MAX_ERRORS = 5  # validation problems listed in a 422; the rest are counted
@@ -100,10 +110,15 @@ def create_app(
     cache = RenderCache(cache_dir, max_bytes=limits.max_cache_bytes)
     scheduler = Scheduler(catalog.models, cache, limits=limits, render_fn=render_fn, batch_window=batch_window)
 
+    bench = Workbench()
+    uploads = UploadStore(upload_limits, forget=lambda upload: bench.forget(("upload", upload)))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         scheduler.open()
+        sweeper = asyncio.create_task(_sweep(uploads.purge, UPLOAD_SWEEP_SECONDS))  # expired uploads go unasked
         yield
+        sweeper.cancel()
         scheduler.close()
 
     app = FastAPI(
@@ -114,7 +129,7 @@ def create_app(
         description="Feature visualization of image-recognition networks as a local web service. "
                     "The web interface is at `/`.",
     )
-    app.state.catalog, app.state.scheduler = catalog, scheduler
+    app.state.catalog, app.state.scheduler, app.state.uploads, app.state.workbench = catalog, scheduler, uploads, bench
     if allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Content-Type"], expose_headers=["Retry-After", "X-Render-State"])
@@ -148,8 +163,7 @@ def create_app(
                             "not of the request: try again, and report it if it keeps failing.")
 
     app.include_router(build_router(catalog, scheduler))
-    app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
-                                               UploadStore(upload_limits)))
+    app.include_router(build_collection_router(served_indexes, catalog.models, bench, uploads))
 
     @app.get("/", include_in_schema=False)
     @open_to_other_sites  # a link on another site may open the interface (it starts nothing large by itself)
