@@ -67,6 +67,8 @@ def test_no_server_errors_and_the_guards_hold(case, attack):
     check_error(response)
     if expected == 400:
         assert response.status_code == 400 and "host name" in response.json()["detail"]
+    elif expected == 403 and response.status_code == 405:  # a reading method the path has no route for: no route ran
+        assert response.request.method.upper() in ("GET", "HEAD", "OPTIONS")
     elif expected == 403:  # every route of the schema (the pages a link elsewhere may open are not in it)
         assert response.status_code == 403 and "another site" in response.json()["detail"]
     else:  # the server's own pages and scripts pass the guard
