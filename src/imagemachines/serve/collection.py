@@ -120,6 +120,15 @@ class Workbench:
         self.pictures: BoundedLRU[bytes] = BoundedLRU(4096, picture_bytes)
         self.explanations: BoundedLRU = BoundedLRU(256, explanation_bytes, size_of=_explanation_bytes)
 
+    def forget(self, key: tuple) -> int:
+        """Drop everything computed from the image *key* (``("upload", id)``: an upload that is gone); how much."""
+        n = len(key)
+
+        def about(cached) -> bool:
+            return isinstance(cached, tuple) and any(cached[i:i + n] == key for i in range(len(cached) - n + 1))
+
+        return sum(cache.drop_where(about) for cache in (self.maps, self.images, self.pictures, self.explanations))
+
     def worker(self, model: LoadedModel) -> tuple[LoadedModel, threading.Lock]:
         """The private copy of *model* (made on first use) and the lock that serializes its use."""
         with self._copies_lock:
