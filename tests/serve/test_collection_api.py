@@ -13,8 +13,13 @@ from imagemachines.errors import UserError
 from imagemachines.models import LOGITS
 from imagemachines.serve.app import create_app
 from imagemachines.serve.uploads import UploadLimits
+from imagemachines.index import open_index
 from tests.conftest import tiny_loaded_model
+from tests.index.conftest import blob_model
+from tests.index.untrusted import KINDS, built, secret, tamper
 from tests.serve.collection_fixtures import N_PAINTINGS, build_tiny_index, painting
+
+__all__ = ["built", "secret"]  # fixtures
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +239,18 @@ def test_an_upload_is_explained_against_the_index_asked_for(make_client, index, 
     assert second["index"] == "small-index"
     assert {s["image_id"] for s in second["similar"]} <= {0, 1, 2} and len(second["similar"]) == 3
     assert len(first["similar"]) == 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_row_that_leads_out_of_the_image_folder_is_refused_and_sends_no_pixel(built, secret, make_client, kind):
+    """An index from elsewhere whose table names a file outside its image folder (absolute, `..`, a link):
+    the painting's routes answer 422 with the reason, never the file (docs/security.md)."""
+    col, out = built
+    tamper(out, kind, col, secret, rows=[0])
+    api = make_client(models={"blobnet": blob_model()}, indexes=[open_index(out)])
+    for url in ("/api/indexes/idx/images/0/thumb", "/api/indexes/idx/images/0",
+                "/api/indexes/idx/images/0/overlay?layer=features.2&channel=0"):
+        r = api.get(url)
+        assert r.status_code == 422, (url, r.status_code)
+        assert "inside its image folder" in r.json()["detail"]
+    assert picture(api.get("/api/indexes/idx/images/1/thumb")).size == (96, 64)

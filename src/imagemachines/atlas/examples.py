@@ -50,8 +50,9 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
                 todo.append((ex, folder / Path(rel).name))
         images, readable = [], []
         for ex, dest in todo:
+            path = index.image_file(ex.image_id)  # OutsideImageFolder for a row that would read outside: refused
             try:
-                with Image.open(index.image_file(ex.image_id)) as im:
+                with Image.open(path) as im:
                     small = im.convert("RGB")
             except (OSError, ValueError):  # moved or damaged since indexing: the page says so
                 next(i for i in items if i["rank"] == ex.rank)["src"] = None

@@ -235,8 +235,9 @@ def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out
     entry = {"rank": rank, "image_id": image_id, "score": score, "path": info.path, "meta": dict(info.meta),
              "links": {k: v for k, v in info.meta.items()
                        if LINK_COLUMNS.search(k) and v.startswith(("http://", "https://"))}}
+    path = index.image_file(image_id)  # OutsideImageFolder for a row that would read outside: refused
     try:
-        with Image.open(index.image_file(image_id)) as im:
+        with Image.open(path) as im:
             thumb = _shrunk(im.convert("RGB"), THUMB)
     except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
         entry["unreadable"] = f"{type(exc).__name__}: {exc}"

@@ -107,8 +107,9 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
     for ex in tqdm(examples, desc="examples", unit="img", disable=not progress or len(examples) < 2, leave=False):
         info = index.image(ex.image_id)
         stem = f"{ex.rank:03d}"
+        path = index.image_file(ex.image_id)  # OutsideImageFolder for a row that would read outside: refused
         try:
-            with Image.open(index.image_file(ex.image_id)) as im:
+            with Image.open(path) as im:
                 img = im.convert("RGB")
         except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
             img = None

@@ -12,6 +12,7 @@ import numpy as np
 
 from imagemachines.errors import UnitOutOfRange, UnknownLayer, UserError, did_you_mean
 from imagemachines.index.records import Example, ImageInfo, UnitStats
+from imagemachines.index.scan import image_path
 from imagemachines.index.store import DATABASE, MANIFEST, layer_file, open_array, pooled_file, read_manifest
 
 
@@ -87,8 +88,12 @@ class CollectionIndex:
         return [self._info(r) for r in rows]
 
     def image_file(self, image_id: int) -> Path:
-        """The image's file: the index's image root joined with the path from its own table."""
-        return self.image_root / self.image(image_id).path
+        """The image's file: the path from the index's own table inside its image folder, links resolved.
+
+        Every reader of the pictures goes through here: a row that is absolute, climbs out with ``..`` or leads
+        out through a link raises :class:`~imagemachines.index.scan.OutsideImageFolder` (the index is untrusted).
+        """
+        return image_path(self.image_root, self.image(image_id).path)
 
     def unreadable(self) -> list[tuple[str, str]]:
         """(path, reason) of the files that could not be read."""

@@ -7,12 +7,45 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
 from imagemachines.errors import UserError
 from imagemachines.train.data import list_images
+
+
+class OutsideImageFolder(UserError):
+    """An index row whose file would lie outside the index's image folder (an absolute path, a ``..`` part, or a
+    link that leads out): an index is input like any other and never reads files beyond its folder."""
+
+
+def image_path(root: Path, rel: str) -> Path:
+    """The file of the image *rel* (a path from an index's table) inside the image folder *root*, links resolved.
+
+    Every reader of indexed images goes through this: an absolute *rel*, one with a ``..`` part (in POSIX or
+    Windows spelling), or one that resolves (symbolic links followed) outside the resolved *root* is refused
+    with :class:`OutsideImageFolder`.
+    """
+    text = str(rel)
+    posix, windows = PurePosixPath(text), PureWindowsPath(text)
+    why = None
+    if not text or "\0" in text:
+        why = "is empty or holds a NUL character"
+    elif posix.is_absolute() or windows.is_absolute() or windows.drive or windows.root:
+        why = "is absolute"
+    elif ".." in posix.parts or ".." in windows.parts:
+        why = "climbs out with '..'"
+    else:
+        base = Path(root).resolve()
+        target = (base / posix).resolve()
+        if target.is_relative_to(base):
+            return target
+        why = "leads out of it through a symbolic link"
+    raise OutsideImageFolder(
+        f"The index names the image {text!r}, which {why}: an index may only read files inside its image folder "
+        f"{root}. Refused. If you did not make this index, do not use it; else index the folder again "
+        "(`imagemachines index MODEL IMAGE_DIR`), with the images themselves (not links to elsewhere) inside it.")
 
 
 @dataclass(frozen=True)
