@@ -73,3 +73,37 @@ def _other_model():
     m = blob_model()
     m.weights_id = "something-else"
     return m
+
+
+def test_a_new_page_deletes_only_the_pictures_the_earlier_one_wrote(index, blobnet, tmp_path):
+    out = tmp_path / "ex"
+    (out / "files").mkdir(parents=True)
+    mine = {"notes.txt": b"my notes", "my-photo.jpg": b"\xff\xd8 mine", "9999.png": b"mine too"}
+    for name, data in mine.items():
+        (out / "files" / name).write_bytes(data)
+    write_examples(index, blobnet, "features.2", 0, out, k=3, render_size=64, render_steps=2, progress=False)
+    first = {p.name for p in (out / "files").iterdir()}
+    assert {"001.jpg", "003-heat.jpg", "render.png"} <= first
+    write_examples(index, None, "features.2", 0, out, k=1, render=False, progress=False)  # fewer, no heat
+    left = {p.name for p in (out / "files").iterdir()}
+    assert left == {"001.jpg", "001-crop.jpg", ".written.json", *mine}  # the earlier 002…, heat, render: gone
+    for name, data in mine.items():
+        assert (out / "files" / name).read_bytes() == data
+
+
+def test_a_page_never_writes_over_a_file_it_did_not_write(index, tmp_path):
+    out = tmp_path / "ex"
+    (out / "files").mkdir(parents=True)
+    (out / "files" / "002.jpg").write_bytes(b"the user's own 002.jpg")
+    with pytest.raises(UserError, match="did not write.*002.jpg"):
+        write_examples(index, None, "features.2", 0, out, k=3, render=False, progress=False)
+    assert (out / "files" / "002.jpg").read_bytes() == b"the user's own 002.jpg"
+
+
+def test_a_page_written_before_the_record_is_replaced_like_its_own(index, tmp_path):
+    out = tmp_path / "ex"
+    write_examples(index, None, "features.2", 0, out, k=3, render=False, progress=False)
+    (out / "files" / ".written.json").unlink()  # as an earlier version left the folder
+    (out / "files" / "mine.txt").write_text("keep")
+    write_examples(index, None, "features.2", 0, out, k=1, render=False, progress=False)
+    assert {p.name for p in (out / "files").iterdir()} == {"001.jpg", "001-crop.jpg", ".written.json", "mine.txt"}

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from imagemachines.errors import UserError
+from imagemachines.index import open_index
 from imagemachines.models import LOGITS
 from imagemachines.serve.app import create_app
 from imagemachines.serve.uploads import UploadLimits
-from imagemachines.index import open_index
 from tests.conftest import tiny_loaded_model
 from tests.index.conftest import blob_model
 from tests.index.untrusted import KINDS, built, secret, tamper
