@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -107,3 +108,28 @@ def test_a_page_written_before_the_record_is_replaced_like_its_own(index, tmp_pa
     (out / "files" / "mine.txt").write_text("keep")
     write_examples(index, None, "features.2", 0, out, k=1, render=False, progress=False)
     assert {p.name for p in (out / "files").iterdir()} == {"001.jpg", "001-crop.jpg", ".written.json", "mine.txt"}
+
+
+def test_formulas_from_metadata_never_reach_a_spreadsheet_and_numbers_stay_numbers(blobnet, collection, tmp_path):
+    """A WGA subset.csv (written through the project's CSV helper: its '=…' title and '-' date carry a leading ')
+    is joined as it was before it was written; examples.csv neutralises the title again, keeps negative values
+    as numbers, and a spreadsheet formula never starts a cell."""
+    from imagemachines import csvfiles
+
+    with open(collection.root.parent / "subset.csv", "w", newline="", encoding="utf-8") as f:
+        w = csvfiles.dict_writer(f, ["path", "TITLE", "DATE"])
+        w.writeheader()
+        w.writerows({"path": f"images/{p}", "TITLE": '=HYPERLINK("http://example.org/x","Open")', "DATE": "-"}
+                    for p in collection.tints)
+    idx = open_index(build_index(blobnet, collection.root, tmp_path / "idx", k=3, progress=False))
+    assert idx.image(next(i.id for i in idx.images() if i.path == collection.tints[0])).meta == {
+        "TITLE": '=HYPERLINK("http://example.org/x","Open")', "DATE": "-"}
+    write_examples(idx, None, "features.0", 0, tmp_path / "ex", negative=True, render=False, progress=False)
+    raw = list(csv.reader((tmp_path / "ex" / "examples.csv").read_text(encoding="utf-8").splitlines()))
+    header, rows = raw[0], raw[1:]
+    cell = dict(zip(header, rows[0], strict=True))
+    assert cell["TITLE"] == '\'=HYPERLINK("http://example.org/x","Open")' and cell["DATE"] == "'-"
+    assert float(cell["value"]) < 0 and cell["value"].startswith("-")  # the redness of a blue tint: a number
+    for row in raw:
+        assert all(not c.startswith(("=", "+", "@", "\t", "\r")) for c in row)
+        assert all(not c.startswith("-") or re.fullmatch(r"-[\d.e+-]+", c) for c in row)

@@ -7,7 +7,6 @@ crop around the strongest cell, value, percentile, position and metadata; beside
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from imagemachines import csvfiles
 from imagemachines.errors import UnitOutOfRange, UserError, did_you_mean
 from imagemachines.fileio import atomic_write
 from imagemachines.index.query import CollectionIndex
@@ -199,7 +199,7 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
     record.finish({Path(name).name for card in cards for name in (card.image, card.heat, card.crop) if name}
                    | ({RENDER} if render_file else set()))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["rank", "path", "value", "percentile", "row", "col",
+    writer = csvfiles.dict_writer(buf, fieldnames=["rank", "path", "value", "percentile", "row", "col",
                                              "x0", "y0", "x1", "y1", *columns])
     writer.writeheader()
     writer.writerows(rows)
