@@ -83,12 +83,14 @@ class ExamplesSheet:
         return len(self.examples)
 
     def _repr_html_(self) -> str:
+        from imagemachines.index.records import percentile_label
         from imagemachines.vis.display import figure_html
 
         figures = []
         for ex, path, image, meta in zip(self.examples, self.paths, self.images, self.meta, strict=True):
             label = " · ".join(v for v in list(meta.values())[:2] if v) or path
-            figures.append(figure_html(image, f"#{ex.rank} {ex.value:.2f} ({ex.percentile:.0f} %ile) {label}", 200))
+            caption = f"#{ex.rank} {ex.value:.2f} ({percentile_label(ex.percentile)}th pct) {label}"
+            figures.append(figure_html(image, caption, 200))
         return f"<div><b>{self.layer}:{self.channel}</b><br>{''.join(figures)}</div>"
 
 

@@ -86,17 +86,20 @@ def explain_command(
         return
     from rich.console import Console
 
+    from imagemachines.index.records import percentile_label
+
     console = Console(highlight=False)
     for u in doc["units"]:
-        pct = f", {u['percentile']:.1f}th percentile" if u["percentile"] is not None else ""
+        pct = f", {percentile_label(u['percentile'])}th percentile" if u["percentile"] is not None else ""
         console.print(f"{u['layer']}:{u['channel']}  strongest {u['value']:.3g} at cell {u['cell']}{pct}")
     for c in doc["classes"]:
         console.print(f"class {c['class']} {c['name'] or ''}: p={c['probability']:.3f}, rank {c['rank']}")
     if doc["lookup"]:
         lk = doc["lookup"]
         console.print(f"{lk['layer']}: top units " + ", ".join(
-            f"{h['channel']} ({h['value']:.3g}" + (f", {h['percentile']:.0f}%" if h["percentile"] is not None
-                                                  else "") + ")" for h in lk["units"][:6]))
+            f"{h['channel']} ({h['value']:.3g}" + (f", {percentile_label(h['percentile'])}th pct"
+                                                  if h["percentile"] is not None else "") + ")"
+            for h in lk["units"][:6]))
         if lk["similar"]:
             console.print("similar: " + ", ".join(f"{s['path']} ({s['score']:.2f})" for s in lk["similar"][:5]))
     console.print(f"page: {target / 'explain.html'}")

@@ -17,7 +17,10 @@ function el(tag, props = {}, ...children) {
 }
 const q = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== "")).toString();
 const withSize = (url, size) => `${url}${url.includes("?") ? "&" : "?"}size=${size}`;
-const pct = (p) => (p === null || p === undefined ? "" : `${p >= 99.95 ? ">99.9" : p.toFixed(1)}th pct`);
+// A percentile as every page and the CLI write it (one rule: imagemachines.index.records.percentile_label):
+// one decimal, half up; 100 only at or above the collection's maximum, 0 only at or below its minimum.
+const percentileLabel = (p) => { const r = Math.floor(p * 10 + 0.5) / 10; return p >= 100 ? "100" : p <= 0 ? "0" : r >= 100 ? ">99.9" : r <= 0 ? "<0.1" : r.toFixed(1); };
+const pct = (p) => (p === null || p === undefined ? "" : `${percentileLabel(p)}th pct`);
 
 function metaLine(meta) {
   return [meta.artist, meta.date].filter(Boolean).join(", ");
