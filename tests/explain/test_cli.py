@@ -44,14 +44,14 @@ def test_json_lookup_with_index(use_planted, red_file, index, collection, tmp_pa
                     "--render-steps", 2, "--out", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout[result.stdout.index("{"):])
-    assert doc["lookup"]["units"][0]["channel"] == 0 and len(doc["lookup"]["similar"]) == 4
+    assert doc["lookup"]["units"][0]["channel"] == 0 and len(doc["similar"]) == 4
     assert (tmp_path / "out" / "explain.html").is_file() and doc["out"] == str(tmp_path / "out")
     # a painting of the collection is recognised and left out of its own similar paintings
     own = root / groups["red"][3]
     result = invoke("planted", own, "--index", index.path, "--renders", 0, "--out", tmp_path / "own", "--json")
     doc = json.loads(result.stdout[result.stdout.index("{"):])
     assert doc["in_collection"] is not None
-    assert doc["in_collection"] not in [s["image_id"] for s in doc["lookup"]["similar"]]
+    assert doc["in_collection"] not in [s["image_id"] for s in doc["similar"]]
 
 
 def test_unit_and_class(use_planted, red_file, tmp_path):

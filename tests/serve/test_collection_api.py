@@ -254,3 +254,33 @@ def test_a_row_that_leads_out_of_the_image_folder_is_refused_and_sends_no_pixel(
         assert r.status_code == 422, (url, r.status_code)
         assert "inside its image folder" in r.json()["detail"]
     assert picture(api.get("/api/indexes/idx/images/1/thumb")).size == (96, 64)
+
+
+def test_a_paintings_page_says_where_it_ranks_and_compares_as_the_command_line_does(make_client, tmp_path):
+    """One painting, one answer: with no layer asked, the web ranks and compares in the layer `imagemachines
+    explain` takes; a block closing with ReLU6 is ranked before the clamp, and the page says so and where the
+    similar paintings were found."""
+    from imagemachines.explain import explain_image
+    from imagemachines.index import build_index
+    from tests.explain.planted import clamped_model
+    from tests.explain.planted import painting as canvas
+
+    model = clamped_model()
+    for i in range(6):
+        canvas([((10 + 8 * i, 40), (200, 40 * i, 30))], seed=i).save(tmp_path / f"c{i}.png")
+    index = open_index(build_index(model, tmp_path, tmp_path / "clamped-index", k=3, progress=False))
+    api = make_client(models={"clamped": model}, indexes=[index])
+    page = api.get("/api/indexes/clamped-index/images/2", params={"similar": 3}).json()
+    cli = explain_image(model, Image.open(index.image_file(2)).convert("RGB"), index=index, k=12, similar=3,
+                        exclude=2)
+    assert (page["layer"], page["ranked_at"], page["clamp"]) == (cli.layer, "features.1.1", "ReLU6")
+    assert page["similar_layer"] == cli.layer == "features.1"
+    assert [s["image_id"] for s in page["similar"]] == [i for i, _ in cli.similar]
+    assert [u["channel"] for u in page["units"]] == [h.channel for h in cli.units]
+    assert page["ties"] == []
+    # an index of other layers: the web's default is still the command line's
+    partial = open_index(build_index(model, tmp_path, tmp_path / "partial", layers=["features.0", "features.1.1"],
+                                     k=3, progress=False))
+    api = make_client(models={"clamped": model}, indexes=[partial])
+    page = api.get("/api/indexes/partial/images/0").json()
+    assert page["layer"] == explain_image(model, Image.open(partial.image_file(0)), index=partial).layer

@@ -214,3 +214,18 @@ def test_an_output_the_network_changes_in_place_later_is_tapped_as_the_layer_com
     torch.testing.assert_close(out["0.1"], expected, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(alone, expected, rtol=1e-4, atol=1e-4)
     assert out["1"].min() >= 0 and out["1"].max() <= 6  # the later layer is still the clamped block
+
+
+def test_the_layer_table_is_made_even_when_first_asked_for_under_inference_mode():
+    """The first tap of a fresh model may come from inside torch.inference_mode (activation maps, explain): the
+    dry run that finds in-place changes still works there and finds them."""
+    from torch import nn
+
+    from imagemachines.models import LoadedModel
+
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU6(inplace=True)),
+                        nn.Conv2d(4, 2, 1))
+    model = LoadedModel.wrap("fresh", net, mean=(0.5,) * 3, std=(0.25,) * 3, input_size=16, weights_id="t")
+    with torch.inference_mode():
+        out = model.tap(["0.1", "1"])(torch.rand(1, 3, 16, 16))
+    assert model._changed_later == {"0.1"} and set(out) == {"0.1", "1"}

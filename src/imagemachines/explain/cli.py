@@ -86,6 +86,7 @@ def explain_command(
         return
     from rich.console import Console
 
+    from imagemachines.explain.page import tie_text
     from imagemachines.index.records import percentile_label
 
     console = Console(highlight=False)
@@ -96,12 +97,18 @@ def explain_command(
         console.print(f"class {c['class']} {c['name'] or ''}: p={c['probability']:.3f}, rank {c['rank']}")
     if doc["lookup"]:
         lk = doc["lookup"]
-        console.print(f"{lk['layer']}: top units " + ", ".join(
+        where = f" (ranked at {lk['ranked_at']}, before its closing {lk['clamp']})" if lk["clamp"] else ""
+        console.print(f"{lk['layer']}{where}: top units " + ", ".join(
             f"{h['channel']} ({h['value']:.3g}" + (f", {percentile_label(h['percentile'])}th pct"
                                                   if h["percentile"] is not None else "") + ")"
             for h in lk["units"][:6]))
-        if lk["similar"]:
-            console.print("similar: " + ", ".join(f"{s['path']} ({s['score']:.2f})" for s in lk["similar"][:5]))
+        for tie in lk["ties"]:
+            console.print(tie_text(tie, lk["ranked_at"]))
+        if lk["note"]:
+            console.print(f"[yellow]note:[/] {lk['note']}")
+    if doc["similar"]:
+        console.print(f"similar paintings in {doc['similar_layer']}: "
+                      + ", ".join(f"{s['path']} ({s['score']:.2f})" for s in doc["similar"][:5]))
     console.print(f"page: {target / 'explain.html'}")
 
 

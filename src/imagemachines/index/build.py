@@ -31,7 +31,11 @@ SKIP_TYPES = {"Dropout", "Dropout2d", "Identity", "Flatten"}
 
 def default_layers(model: LoadedModel) -> list[str]:
     """The top-level blocks and ``logits``: containers whose children are listed, dropout and the last
-    linear layer (the same numbers as ``logits``) left out."""
+    linear layer (the same numbers as ``logits``) left out. Before a block that closes with a saturating
+    activation (MobileNetV2's ReLU6), also its pre-activation (``features.18.1``): rankings use it
+    (:func:`imagemachines.models.clamps.ranking_layer`), since the block's own values tie at the bound."""
+    from imagemachines.models.clamps import ranking_layer
+
     blocks = model.layers()
     names = [b.name for b in blocks]
     chosen = [b.name for b in blocks
@@ -41,7 +45,7 @@ def default_layers(model: LoadedModel) -> list[str]:
         logits = model.layer(LOGITS)
         if before and before[-1].type == "Linear" and before[-1].channels == logits.channels:
             chosen.remove(before[-1].name)
-    return chosen
+    return [tap for name in chosen for tap in dict.fromkeys((ranking_layer(model, name), name))]
 
 
 def choose_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> list[str]:

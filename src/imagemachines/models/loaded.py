@@ -99,8 +99,9 @@ class LoadedModel:
             if name:
                 handles.append(m.register_forward_hook(make_hook(name)))
         try:
-            x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
-            with torch.no_grad():
+            # ordinary tensors even when called under inference_mode: their version counters show in-place changes
+            with torch.inference_mode(False), torch.no_grad():
+                x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
                 out = self.module(x)
         finally:
             for h in handles:

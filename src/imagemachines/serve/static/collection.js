@@ -238,9 +238,11 @@ function showPainting(body) {
   const layerSel = $("pv-layer");
   layerSel.replaceChildren(...body.layers.map((n) => new Option(n, n, false, n === body.layer)));
   const ranked = body.by_percentile.length ? body.by_percentile : body.units;
-  $("pv-rank").textContent = body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation";
+  const at = body.clamp ? ` at ${body.ranked_at}, before ${body.layer}'s closing ${body.clamp} (where values do not tie)` : "";
+  $("pv-rank").textContent = `${body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation"}${at}.${body.ties.map((t) => ` ${t}`).join("")}`;
   $("pv-units").replaceChildren(...ranked.map((hit, i) => unitRow(hit, i < 6)));
   $("pv-similar-head").hidden = !body.similar.length;
+  $("pv-similar-head").textContent = `Similar paintings in ${body.similar_layer || body.layer}`;
   $("pv-similar").replaceChildren(...body.similar.map((s) => {
     const card = el("figure", { className: "ex-card small", tabIndex: 0, title: `${s.meta.title || ""}\n${metaLine(s.meta)}` },
       el("div", { className: "ex-frame" }, el("img", { src: withSize(s.links.thumb, 128), alt: s.meta.title || "", loading: "lazy" })),
