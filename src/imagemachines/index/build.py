@@ -18,6 +18,7 @@ from pathlib import Path
 
 from imagemachines import __version__
 from imagemachines.errors import UserError
+from imagemachines.index.duplicates import duplicate_groups
 from imagemachines.index.metadata import find_subset_csv, read_metadata
 from imagemachines.index.scan import scan_folder
 from imagemachines.index.store import DATABASE, FORMAT, MANIFEST, connect, read_manifest, write_manifest
@@ -205,6 +206,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                                 "complete the index.")
             n = merge_all(out, conn, channels, k, pooled)
             bad = conn.execute("SELECT path, error FROM images WHERE status = 'bad' ORDER BY path").fetchall()
+            copies = [[path for _, path in group] for group in duplicate_groups(conn)]
             now = datetime.now(UTC).isoformat(timespec="seconds")
             created = read_manifest(out).get("created", now) if (out / MANIFEST).exists() else now
             write_manifest(out, {
@@ -217,6 +219,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                 "layer_shapes": {nm: [shapes[nm].channels, shapes[nm].height, shapes[nm].width] for nm in names},
                 "k": k, "pooled": pooled, "n_images": n, "n_unreadable": len(bad),
                 "unreadable": [list(b) for b in bad[:200]],
+                "n_duplicates": sum(len(g) - 1 for g in copies), "duplicates": copies[:200],
                 "metadata_columns": meta_columns, "metadata_files": meta_files,
                 "histogram_bins": HIST_BINS, "quantiles": list(QUANTILES),
                 "created": created, "updated": now,
