@@ -19,7 +19,7 @@ from .conftest import blob_model, make_collection
 @pytest.fixture
 def twins(tmp_path):
     """The collection with two more files of its strongest red painting (one sorts before it, one after)."""
-    col = make_collection(tmp_path / "images", n_red=4, n_tint=3, n_grey=1)  # (plain greys are copies too)
+    col = make_collection(tmp_path / "images", n_red=4, n_tint=3, n_grey=1)
     strongest = col.red[0][0]
     shutil.copyfile(col.root / strongest, col.root / "red" / "a-copy.png")
     (col.root / "zz").mkdir()

@@ -71,7 +71,9 @@ def test_a_unit_shows_its_paintings_and_a_click_opens_one_with_its_units(browser
     src = page.get_attribute("#pv-img", "src")
     assert f"/images/{expected[0]}/overlay?" in src and f"layer={layer}" in src and "channel=1" in src
     page.wait_for_function("document.getElementById('pv-img').naturalWidth > 0")
-    assert "Similar paintings" in page.inner_text("#painting")
+    ranked = page.eval_on_selector("#pv-layer", "s => s.value")  # the layer its units and neighbours are taken at
+    assert page.inner_text("#pv-similar-head") == f"Similar paintings in {ranked}"  # which layer, as the CLI says
+    assert page.inner_text("#pv-rank").startswith("ranked by their percentile in the collection")
     page.keyboard.press("ArrowRight")  # the next unit: the painting stays open with that unit's heatmap
     page.wait_for_function("location.hash.includes('unit=2')")
     assert f"image={expected[0]}" in page.url

@@ -16,6 +16,8 @@ from imagemachines.index.records import Example, ImageInfo, UnitStats
 from imagemachines.index.scan import image_path
 from imagemachines.index.store import DATABASE, MANIFEST, layer_file, open_array, pooled_file, read_manifest
 
+SAME_VALUE = 1e-5  # relative: float32 sums in another order (threads, batch size) differ by far less than this
+
 
 class IndexError_(UserError):  # noqa: N801 - not the builtin IndexError
     """A missing, unfinished or damaged index."""
@@ -193,7 +195,12 @@ class CollectionIndex:
                          int(d["count"][0]))
 
     def percentile(self, layer: str, channel: int, value: float) -> float:
-        """Percent of the collection whose spatial maximum for this unit is at most *value* (0 … 100)."""
+        """Percent of the collection whose spatial maximum for this unit is at most *value* (0 … 100).
+
+        A value within :data:`SAME_VALUE` (relative) of the collection's maximum is at it (100): the same painting
+        computed again, with another thread count or batch size, can come out that much lower, and must still
+        read as the collection's best.
+        """
         self.check_unit(layer, channel)
         d = self._layer(layer)
         lo, hi = float(d["min"][channel]), float(d["max"][channel])
@@ -201,7 +208,7 @@ class CollectionIndex:
         total = hist.sum()
         if total == 0:
             return 0.0
-        if value >= hi:
+        if value >= hi - SAME_VALUE * max(abs(hi), abs(lo)):
             return 100.0
         if value < lo:
             return 0.0
