@@ -17,6 +17,8 @@ __all__ = ["built", "secret"]  # fixtures
 
 
 def test_the_one_function_refuses_each_way_out_and_allows_the_folder(tmp_path, secret):
+    from imagemachines.index.scan import sha256_file
+
     root = tmp_path / "images"
     (root / "sub").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(root / "sub" / "a.png")
@@ -25,13 +27,19 @@ def test_the_one_function_refuses_each_way_out_and_allows_the_folder(tmp_path, s
     (root / "dir-link").symlink_to(secret.parent, target_is_directory=True)
     assert image_path(root, "sub/a.png") == (root / "sub" / "a.png").resolve()
     assert image_path(root, "inside-link.png") == (root / "sub" / "a.png").resolve()
-    for rel, why in [(str(secret), "absolute"), ("/etc/passwd", "absolute"), ("../private/secret.png", "'..'"),
-                     ("sub/../../private/secret.png", "'..'"), ("..\\private\\secret.png", "'..'"),
-                     ("C:\\secret.png", "absolute"), ("out-link.png", "symbolic link"),
-                     ("dir-link/secret.png", "symbolic link"), ("", "empty"), ("a\0b.png", "NUL")]:
+    for rel, why, sha in [(str(secret), "absolute", sha256_file(secret)), ("/etc/passwd", "absolute", None),
+                          ("../private/secret.png", "'..'", sha256_file(secret)),
+                          ("sub/../../private/secret.png", "'..'", None), ("..\\private\\secret.png", "'..'", None),
+                          ("C:\\secret.png", "absolute", None), ("out-link.png", "symbolic link", None),
+                          ("out-link.png", "symbolic link", sha256_file(root / "sub" / "a.png")),
+                          ("dir-link/secret.png", "symbolic link", "0" * 64), ("", "empty", None),
+                          ("a\0b.png", "NUL", None)]:
         with pytest.raises(OutsideImageFolder, match=why) as err:
-            image_path(root, rel)
-        assert "inside its image folder" in str(err.value) and "Refused" in str(err.value)
+            image_path(root, rel, sha)
+        assert "only reads the files inside its image folder" in str(err.value) and "Refused" in str(err.value)
+    # a link out to the very file the index recorded (its SHA-256): the index's own pass saw it, so it is read
+    assert image_path(root, "out-link.png", sha256_file(secret)) == secret.resolve()
+    assert image_path(root, "dir-link/secret.png", sha256_file(secret)) == secret.resolve()
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -84,11 +92,25 @@ def test_explains_similar_paintings_refuse_and_publish_nothing_from_outside(buil
     assert not shows_secret(tmp_path / "explain")
 
 
-def test_the_index_pass_lists_a_link_out_as_unreadable_and_never_reads_it(tmp_path, secret):
-    col = make_collection(tmp_path / "images", n_red=2, n_tint=1, n_grey=1)
-    (col.root / "red" / "zz-link.png").symlink_to(secret)
-    idx = open_index(build_index(blob_model(), col.root, tmp_path / "idx", k=2, progress=False))
-    assert [p for p, _ in idx.unreadable()] == ["red/zz-link.png"]
-    assert "outside the image folder" in idx.unreadable()[0][1]
-    assert idx.n_images == 4
-    assert all(i.path != "red/zz-link.png" for i in idx.images())
+def test_a_folder_of_links_to_files_elsewhere_is_indexed_and_read_until_a_link_is_turned_elsewhere(tmp_path, secret):
+    """A folder of symbolic links (a WGA subset made with --link symbolic, a held-out split) is the user's own:
+    indexed and read as before. A link turned to another file after indexing is refused."""
+    from imagemachines.index.examples import write_examples
+
+    col = make_collection(tmp_path / "store", n_red=3, n_tint=1, n_grey=1)
+    links = tmp_path / "links"
+    for rel, _ in col.red:
+        (links / rel).parent.mkdir(parents=True, exist_ok=True)
+        (links / rel).symlink_to(col.root / rel)
+    idx = open_index(build_index(blob_model(), links, tmp_path / "idx", k=3, progress=False))
+    assert idx.n_images == 3 and idx.unreadable() == []
+    write_examples(idx, None, "features.2", 0, tmp_path / "ex", render=False, progress=False)
+    assert len(list((tmp_path / "ex" / "files").glob("00?.jpg"))) == 3
+    first = idx.examples("features.2", 0, k=1)[0].image_id
+    link = links / idx.image(first).path
+    link.unlink()
+    link.symlink_to(secret)  # the same name, another file
+    with pytest.raises(OutsideImageFolder, match="not the one the index recorded"):
+        write_examples(open_index(tmp_path / "idx"), None, "features.2", 0, tmp_path / "ex2", render=False,
+                       progress=False)
+    assert not shows_secret(tmp_path / "ex2")

@@ -94,10 +94,12 @@ class CollectionIndex:
     def image_file(self, image_id: int) -> Path:
         """The image's file: the path from the index's own table inside its image folder, links resolved.
 
-        Every reader of the pictures goes through here: a row that is absolute, climbs out with ``..`` or leads
-        out through a link raises :class:`~imagemachines.index.scan.OutsideImageFolder` (the index is untrusted).
+        Every reader of the pictures goes through here: a row that is absolute or climbs out with ``..``, or a link
+        that leads out to a file whose SHA-256 is not the one recorded, raises
+        :class:`~imagemachines.index.scan.OutsideImageFolder` (the index is untrusted input).
         """
-        return image_path(self.image_root, self.image(image_id).path)
+        info = self.image(image_id)
+        return image_path(self.image_root, info.path, info.sha256)
 
     def duplicates(self) -> list[list[ImageInfo]]:
         """Groups of indexed files that are the same image (the same SHA-256), the one shown first."""

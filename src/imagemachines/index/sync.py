@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagemachines.index.scan import FileState, OutsideImageFolder, image_path, image_size, path_key, sha256_file
+from imagemachines.index.scan import FileState, image_size, path_key, sha256_file
 from imagemachines.index.store import chunk_file
 
 
@@ -45,18 +45,12 @@ def sync_images(conn: sqlite3.Connection, index_dir: Path, root: Path, files: li
         if old is not None and not rehash and (old[2], old[3]) == (f.bytes, f.mtime_ns):
             report.unchanged += 1
             continue
-        try:
-            image_path(root, f.path)
-        except OutsideImageFolder:  # a link out of the folder: listed, never read (readers would refuse it)
-            sha, size = "", "a symbolic link to a file outside the image folder (not read; copy the file in instead)"
-        else:
-            sha = sha256_file(root / f.path)
-            if old is not None and old[1] == sha:
-                conn.execute("UPDATE images SET bytes = ?, mtime_ns = ? WHERE key = ?",
-                             (f.bytes, f.mtime_ns, old[0]))
-                report.unchanged += 1
-                continue
-            size = image_size(root / f.path)
+        sha = sha256_file(root / f.path)
+        if old is not None and old[1] == sha:
+            conn.execute("UPDATE images SET bytes = ?, mtime_ns = ? WHERE key = ?", (f.bytes, f.mtime_ns, old[0]))
+            report.unchanged += 1
+            continue
+        size = image_size(root / f.path)
         status, error, (w, h) = ("bad", size, (None, None)) if isinstance(size, str) else ("pending", None, size)
         if old is not None:
             invalidate_chunk(conn, index_dir, old[4])
