@@ -75,8 +75,8 @@ def test_page_has_overlays_renders_similar_and_json(planted, index, tmp_path):
     assert lk["render_layer"] == "features.2.0"  # the conv before the block's ReLU: dead units still render
     rendered = [h for h in lk["units"] + lk["by_percentile"] if "render" in h]
     assert len({h["channel"] for h in rendered}) == 2
-    assert [s["meta"]["artist"].startswith("Painter") for s in lk["similar"]] == [True] * 3
-    assert all((tmp_path / s["thumb"]).is_file() for s in lk["similar"])
+    assert [s["meta"]["artist"].startswith("Painter") for s in doc["similar"]] == [True] * 3
+    assert all((tmp_path / s["thumb"]).is_file() for s in doc["similar"])
     assert json.loads((tmp_path / "explain.json").read_text()) == doc
     html = (tmp_path / "explain.html").read_text()
     assert "features.2:1" in html and "Most similar paintings" in html and "Painter" in html

@@ -10,11 +10,16 @@ import pytest
 from PIL import Image
 
 from imagemachines.errors import UserError
+from imagemachines.index import open_index
 from imagemachines.models import LOGITS
 from imagemachines.serve.app import create_app
 from imagemachines.serve.uploads import UploadLimits
 from tests.conftest import tiny_loaded_model
+from tests.index.conftest import blob_model
+from tests.index.untrusted import KINDS, built, secret, tamper
 from tests.serve.collection_fixtures import N_PAINTINGS, build_tiny_index, painting
+
+__all__ = ["built", "secret"]  # fixtures
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +239,48 @@ def test_an_upload_is_explained_against_the_index_asked_for(make_client, index, 
     assert second["index"] == "small-index"
     assert {s["image_id"] for s in second["similar"]} <= {0, 1, 2} and len(second["similar"]) == 3
     assert len(first["similar"]) == 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_row_that_leads_out_of_the_image_folder_is_refused_and_sends_no_pixel(built, secret, make_client, kind):
+    """An index from elsewhere whose table names a file outside its image folder (absolute, `..`, a link):
+    the painting's routes answer 422 with the reason, never the file (docs/security.md)."""
+    col, out = built
+    tamper(out, kind, col, secret, rows=[0])
+    api = make_client(models={"blobnet": blob_model()}, indexes=[open_index(out)])
+    for url in ("/api/indexes/idx/images/0/thumb", "/api/indexes/idx/images/0",
+                "/api/indexes/idx/images/0/overlay?layer=features.2&channel=0"):
+        r = api.get(url)
+        assert r.status_code == 422, (url, r.status_code)
+        assert "inside its image folder" in r.json()["detail"]
+    assert picture(api.get("/api/indexes/idx/images/1/thumb")).size == (96, 64)
+
+
+def test_a_paintings_page_says_where_it_ranks_and_compares_as_the_command_line_does(make_client, tmp_path):
+    """One painting, one answer: with no layer asked, the web ranks and compares in the layer `imagemachines
+    explain` takes; a block closing with ReLU6 is ranked before the clamp, and the page says so and where the
+    similar paintings were found."""
+    from imagemachines.explain import explain_image
+    from imagemachines.index import build_index
+    from tests.explain.planted import clamped_model
+    from tests.explain.planted import painting as canvas
+
+    model = clamped_model()
+    for i in range(6):
+        canvas([((10 + 8 * i, 40), (200, 40 * i, 30))], seed=i).save(tmp_path / f"c{i}.png")
+    index = open_index(build_index(model, tmp_path, tmp_path / "clamped-index", k=3, progress=False))
+    api = make_client(models={"clamped": model}, indexes=[index])
+    page = api.get("/api/indexes/clamped-index/images/2", params={"similar": 3}).json()
+    cli = explain_image(model, Image.open(index.image_file(2)).convert("RGB"), index=index, k=12, similar=3,
+                        exclude=2)
+    assert (page["layer"], page["ranked_at"], page["clamp"]) == (cli.layer, "features.1.1", "ReLU6")
+    assert page["similar_layer"] == cli.layer == "features.1"
+    assert [s["image_id"] for s in page["similar"]] == [i for i, _ in cli.similar]
+    assert [u["channel"] for u in page["units"]] == [h.channel for h in cli.units]
+    assert page["ties"] == []
+    # an index of other layers: the web's default is still the command line's
+    partial = open_index(build_index(model, tmp_path, tmp_path / "partial", layers=["features.0", "features.1.1"],
+                                     k=3, progress=False))
+    api = make_client(models={"clamped": model}, indexes=[partial])
+    page = api.get("/api/indexes/partial/images/0").json()
+    assert page["layer"] == explain_image(model, Image.open(partial.image_file(0)), index=partial).layer

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from imagemachines import __version__
 from imagemachines.errors import UserError
+from imagemachines.index.duplicates import duplicate_groups
 from imagemachines.index.metadata import find_subset_csv, read_metadata
 from imagemachines.index.scan import scan_folder
 from imagemachines.index.store import DATABASE, FORMAT, MANIFEST, connect, read_manifest, write_manifest
@@ -32,7 +33,11 @@ SKIP_TYPES = {"Dropout", "Dropout2d", "Identity", "Flatten"}
 
 def default_layers(model: LoadedModel) -> list[str]:
     """The top-level blocks and ``logits``: containers whose children are listed, dropout and the last
-    linear layer (the same numbers as ``logits``) left out."""
+    linear layer (the same numbers as ``logits``) left out. Before a block that closes with a saturating
+    activation (MobileNetV2's ReLU6), also its pre-activation (``features.18.1``): rankings use it
+    (:func:`imagemachines.models.clamps.ranking_layer`), since the block's own values tie at the bound."""
+    from imagemachines.models.clamps import ranking_layer
+
     blocks = model.layers()
     names = [b.name for b in blocks]
     chosen = [b.name for b in blocks
@@ -42,7 +47,7 @@ def default_layers(model: LoadedModel) -> list[str]:
         logits = model.layer(LOGITS)
         if before and before[-1].type == "Linear" and before[-1].channels == logits.channels:
             chosen.remove(before[-1].name)
-    return chosen
+    return [tap for name in chosen for tap in dict.fromkeys((ranking_layer(model, name), name))]
 
 
 def choose_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> list[str]:
@@ -228,6 +233,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                                 "complete the index.")
             n = merge_all(out, conn, channels, k, pooled)
             bad = conn.execute("SELECT path, error FROM images WHERE status = 'bad' ORDER BY path").fetchall()
+            copies = [[path for _, path in group] for group in duplicate_groups(conn)]
             now = datetime.now(UTC).isoformat(timespec="seconds")
             created = read_manifest(out).get("created", now) if (out / MANIFEST).exists() else now
             write_manifest(out, {
@@ -240,6 +246,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                 "layer_shapes": {nm: [shapes[nm].channels, shapes[nm].height, shapes[nm].width] for nm in names},
                 "k": k, "pooled": pooled, "n_images": n, "n_unreadable": len(bad),
                 "unreadable": [list(b) for b in bad[:200]],
+                "n_duplicates": sum(len(g) - 1 for g in copies), "duplicates": copies[:200],
                 "metadata_columns": meta_columns, "metadata_files": meta_files,
                 "histogram_bins": HIST_BINS, "quantiles": list(QUANTILES),
                 "created": created, "updated": now,

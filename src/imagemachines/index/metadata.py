@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from imagemachines.csvfiles import restore
 from imagemachines.errors import UserError
 
 PATH_COLUMNS = ("path", "file", "filename", "image", "FILE")
@@ -64,7 +65,8 @@ def read_metadata(csv_path: Path, image_root: Path, rel_paths: list[str]) -> tup
     try:
         with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as f:
             reader = csv.DictReader(f)
-            fields = [c for c in reader.fieldnames or [] if c]
+            names = {restore(c): c for c in reader.fieldnames or [] if c}  # as written → as in the file
+            fields = list(names)
             path_col = next((c for c in PATH_COLUMNS if c in fields), None)
             if path_col is None:
                 raise UserError(f"{csv_path} has no path column (one of: {', '.join(PATH_COLUMNS[:4])}); its "
@@ -72,12 +74,12 @@ def read_metadata(csv_path: Path, image_root: Path, rel_paths: list[str]) -> tup
             columns = [c for c in fields if c != path_col and c not in SKIP_COLUMNS]
             found: dict[str, dict] = {}
             for row in reader:
-                raw = (row.get(path_col) or "").strip()
+                raw = restore((row.get(names[path_col]) or "").strip())
                 if not raw:
                     continue
                 rel = _match(raw, root, base, wanted, by_name)
                 if rel is not None:
-                    found[rel] = {c: (row.get(c) or "").strip() for c in columns}
+                    found[rel] = {c: restore((row.get(names[c]) or "").strip()) for c in columns}
     except (csv.Error, UnicodeError) as exc:
         raise UserError(f"{csv_path} is not a readable CSV file ({exc}).") from exc
     return columns, found

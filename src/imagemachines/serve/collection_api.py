@@ -20,6 +20,7 @@ from imagemachines.serve.collection import (
     default_layer,
     display_meta,
     rank_in_collection,
+    tie_sentences,
 )
 from imagemachines.serve.collection_schemas import (
     ExampleOut,
@@ -124,7 +125,9 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         layers = [li.name for li in model.layers()]
         return dict(model=model.name, index=s.id if s else None, layer=layer, layers=layers,
                     units=[hit_out(model, s, h, overlay_base) for h in by_value],
-                    by_percentile=[hit_out(model, s, h, overlay_base) for h in by_percentile], similar=similar)
+                    by_percentile=[hit_out(model, s, h, overlay_base) for h in by_percentile], similar=similar,
+                    similar_layer=layer if similar else None, ranked_at=explanation.ranked_at,
+                    clamp=explanation.clamp, ties=tie_sentences(explanation, by_value, by_percentile))
 
     def jpeg(data: bytes) -> Response:
         return Response(data, media_type="image/jpeg", headers=IMMUTABLE)

@@ -96,7 +96,12 @@ class ExplainedOut(BaseModel):
     layers: list[str] = Field(description="Layers this painting can be explained at (?layer=).")
     units: list[UnitHitOut] = Field(description="Units ranked by their value on this painting.")
     by_percentile: list[UnitHitOut] = Field(description="Units ranked by their percentile in the collection.")
+    ranked_at: str = Field("", description="The layer whose values rank the units: `layer`, or the tap before its "
+                                           "closing saturating activation (`clamp`), where values do not tie.")
+    clamp: str | None = Field(None, description="The closing activation ranked around (e.g. ReLU6), if any.")
+    ties: list[str] = Field(default_factory=list, description="Ties left among the units shown, in words.")
     similar: list[SimilarOut]
+    similar_layer: str | None = Field(None, description="The layer the similar paintings are compared in.")
 
 
 class ImagePageOut(ExplainedOut):

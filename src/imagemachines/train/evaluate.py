@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -11,6 +10,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from imagemachines import csvfiles
 from imagemachines.errors import UserError
 from imagemachines.train.data import scan_split, split_dir
 from imagemachines.train.gallery import Card, Metadata, write_page
@@ -89,7 +89,7 @@ def _write(out: Path, result: dict, scores: Scores, classes: list[str], meta: Me
     plot_confusion(result["confusion"], classes, out / "confusion.png",
                    title=f"{result['model']}: accuracy {result['accuracy']:.3f} on {result['images']} images")
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csvfiles.writer(buf)
     w.writerow(["path", "true", "predicted", "correct", *[f"score_{c}" for c in classes], *meta.columns])
     cards = []
     for i, path in enumerate(scores.paths):

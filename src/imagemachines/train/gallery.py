@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from imagemachines.csvfiles import restore
+
 THUMB = 200
 META_SKIP = {"path", "split", "class", "file", "filename", "sha256", "original_path"}
 META_FIRST = ("AUTHOR", "ARTIST", "TITLE", "DATE", "YEAR", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE",
@@ -67,16 +69,17 @@ class Metadata:
         base = csv_path.parent.resolve()
         with open(csv_path, newline="", encoding="utf-8", errors="replace") as f:
             reader = csv.DictReader(f)
-            cols = [c for c in reader.fieldnames or [] if c and c.lower() not in META_SKIP]
+            names = {restore(c): c for c in reader.fieldnames or [] if c}  # as written → as in the file
+            cols = [c for c in names if c.lower() not in META_SKIP]
             rank = {name: i for i, name in enumerate(META_FIRST)}
             self.columns = sorted(cols, key=lambda c: rank.get(c.upper(), len(rank)))
             for row in reader:
-                raw = (row.get("path") or "").strip()
+                raw = restore((row.get(names.get("path", "path")) or "").strip())
                 if not raw:
                     continue
                 p = Path(raw)
                 full = (p if p.is_absolute() else base / p).resolve()
-                info = {c: (row.get(c) or "").strip() for c in self.columns}
+                info = {c: restore((row.get(names[c]) or "").strip()) for c in self.columns}
                 self.by_path[str(full)] = info
                 self.by_name.setdefault(p.name, info)
 

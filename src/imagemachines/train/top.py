@@ -3,13 +3,13 @@ test notebook): an HTML contact sheet and a CSV."""
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from pathlib import Path
 
 from rich.console import Console
 
+from imagemachines import csvfiles
 from imagemachines.errors import UnitOutOfRange, UserError, did_you_mean
 from imagemachines.train.data import Sample, list_images
 from imagemachines.train.gallery import Card, Metadata, write_page
@@ -65,7 +65,7 @@ def top_images(run_dir: Path, image_dir: Path, class_name: str, *, k: int = 20, 
     for old in (out / "thumbs").glob("*.jpg"):
         old.unlink()
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["rank", "path", "score", "predicted", *meta.columns])
+    w = csvfiles.dict_writer(buf, fieldnames=["rank", "path", "score", "predicted", *meta.columns])
     w.writeheader()
     w.writerows(rows)
     write_text(out / "top.csv", buf.getvalue())

@@ -8,7 +8,6 @@ name and renamed into place, so a failed build leaves any earlier subset intact.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -17,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagemachines import csvfiles
 from imagemachines.errors import UserError
 from imagemachines.fileio import link_file
 from imagemachines.train.splitting import SPLITS, balance, check_fractions, split_grouped, split_random
@@ -210,7 +210,7 @@ def build_subset(root: Path, name: str, opts: SubsetOptions) -> SubsetReport:
                                 **rows_by_class[cls][i], "sha256": ok[i].sha256})
         records.sort(key=lambda r: (SPLITS.index(r["split"]), list(by_class).index(r["class"]), r["ID"]))
         with open(tmp / "subset.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["path", "split", "class", *ALL_COLUMNS, "sha256"])
+            writer = csvfiles.dict_writer(f, fieldnames=["path", "split", "class", *ALL_COLUMNS, "sha256"])
             writer.writeheader()
             writer.writerows(records)
         params = {"name": name, "classes": opts.classes, "balance": opts.balance, "val": opts.val,

@@ -17,7 +17,10 @@ function el(tag, props = {}, ...children) {
 }
 const q = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== "")).toString();
 const withSize = (url, size) => `${url}${url.includes("?") ? "&" : "?"}size=${size}`;
-const pct = (p) => (p === null || p === undefined ? "" : `${p >= 99.95 ? ">99.9" : p.toFixed(1)}th pct`);
+// A percentile as every page and the CLI write it (one rule: imagemachines.index.records.percentile_label):
+// one decimal, half up; 100 only at or above the collection's maximum, 0 only at or below its minimum.
+const percentileLabel = (p) => { const r = Math.floor(p * 10 + 0.5) / 10; return p >= 100 ? "100" : p <= 0 ? "0" : r >= 100 ? ">99.9" : r <= 0 ? "<0.1" : r.toFixed(1); };
+const pct = (p) => (p === null || p === undefined ? "" : `${percentileLabel(p)}th pct`);
 
 function metaLine(meta) {
   return [meta.artist, meta.date].filter(Boolean).join(", ");
@@ -235,9 +238,11 @@ function showPainting(body) {
   const layerSel = $("pv-layer");
   layerSel.replaceChildren(...body.layers.map((n) => new Option(n, n, false, n === body.layer)));
   const ranked = body.by_percentile.length ? body.by_percentile : body.units;
-  $("pv-rank").textContent = body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation";
+  const at = body.clamp ? ` at ${body.ranked_at}, before ${body.layer}'s closing ${body.clamp} (where values do not tie)` : "";
+  $("pv-rank").textContent = `${body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation"}${at}.${body.ties.map((t) => ` ${t}`).join("")}`;
   $("pv-units").replaceChildren(...ranked.map((hit, i) => unitRow(hit, i < 6)));
   $("pv-similar-head").hidden = !body.similar.length;
+  $("pv-similar-head").textContent = `Similar paintings in ${body.similar_layer || body.layer}`;
   $("pv-similar").replaceChildren(...body.similar.map((s) => {
     const card = el("figure", { className: "ex-card small", tabIndex: 0, title: `${s.meta.title || ""}\n${metaLine(s.meta)}` },
       el("div", { className: "ex-frame" }, el("img", { src: withSize(s.links.thumb, 128), alt: s.meta.title || "", loading: "lazy" })),
