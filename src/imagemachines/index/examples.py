@@ -8,7 +8,6 @@ crop around the strongest cell, value, percentile, position and metadata; beside
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 
 from imagemachines import csvfiles
 from imagemachines.errors import UnitOutOfRange, UserError, did_you_mean
-from imagemachines.fileio import atomic_write
+from imagemachines.fileio import PictureRecord, atomic_write
 from imagemachines.index.query import CollectionIndex
 from imagemachines.models.loaded import LoadedModel
 from imagemachines.models.taps import LOGITS
@@ -27,55 +26,6 @@ CROP = 160
 LINK_COLUMNS = re.compile(r"url|link|page|wga", re.I)
 RENDER = "render.png"
 OWN_NAMES = re.compile(r"\d{3,}(-crop|-heat)?\.jpg|render\.png")  # the only names this writer gives pictures
-
-
-class PictureRecord:
-    """The pictures this writer put into a page's ``files/`` folder, listed in ``files/.written.json``.
-
-    A new page deletes only the pictures the earlier one wrote (the user's own files there stay), and refuses to
-    write over a file of that folder that it did not write. A page written before this record existed is
-    recognised by its ``examples.csv``: its pictures are the files named as this writer names them.
-    """
-
-    NAME = ".written.json"
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        self.path = self.folder / self.NAME
-
-    def earlier(self) -> set[str]:
-        try:
-            names = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            legacy = (self.folder.parent / "examples.csv").is_file() and self.folder.is_dir()
-            names = [p.name for p in self.folder.iterdir()] if legacy else []
-        except (OSError, ValueError):
-            names = []
-        return {n for n in names if isinstance(n, str) and OWN_NAMES.fullmatch(n)} if isinstance(names, list) \
-            else set()
-
-    def _write(self, names: set[str]) -> None:
-        text = json.dumps(sorted(names))
-        atomic_write(self.path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
-
-    def start(self, planned: set[str]) -> PictureRecord:
-        """Check that *planned* overwrites nothing of the user's, delete the earlier pictures, and record what
-        may be written (so an interrupted run is cleaned up by the next)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        earlier = self.earlier()
-        theirs = sorted(n for n in planned - earlier if (self.folder / n).exists())
-        if theirs:
-            raise UserError(f"{self.folder} holds files this command did not write ({', '.join(theirs[:5])}"
-                            f"{' …' if len(theirs) > 5 else ''}); it will not write over them. Give another --out, "
-                            "or move them away.")
-        self._write(earlier | planned)
-        for name in earlier:
-            (self.folder / name).unlink(missing_ok=True)
-        return self
-
-    def finish(self, written: set[str]) -> None:
-        """Record exactly the pictures written."""
-        self._write(written)
 
 
 @dataclass
@@ -152,7 +102,7 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
     stats = index.stats(layer, channel)
     out = Path(out)
     planned = {f"{ex.rank:03d}{part}.jpg" for ex in examples for part in ("", "-crop", "-heat")} | {RENDER}
-    record = PictureRecord(out / "files").start(planned)
+    record = PictureRecord(out / "files", OWN_NAMES, legacy_marker=out / "examples.csv").start(planned)
     cards, rows = [], []
     columns = list(index.manifest.get("metadata_columns") or [])
     for ex in tqdm(examples, desc="examples", unit="img", disable=not progress or len(examples) < 2, leave=False):

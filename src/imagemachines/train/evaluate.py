@@ -81,8 +81,6 @@ def _write(out: Path, result: dict, scores: Scores, classes: list[str], meta: Me
     from imagemachines.train.plots import confusion as plot_confusion
 
     out.mkdir(parents=True, exist_ok=True)
-    for old in (out / "thumbs").glob("*.jpg"):
-        old.unlink()
     write_json(out / "metrics.json", result)
     write_json(out / "confusion.json", {"class_names": classes, "rows": "true class", "columns": "predicted class",
                                         "matrix": result["confusion"]})

@@ -8,6 +8,7 @@ its ``--metadata`` CSV) is shown when the data folder has one.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from pathlib import Path
 from PIL import Image
 
 from imagemachines.csvfiles import restore
+from imagemachines.fileio import PictureRecord
 
 THUMB = 200
+THUMB_NAMES = re.compile(r"\d{5}\.jpg")  # the only names a gallery gives its thumbnails
 META_SKIP = {"path", "split", "class", "file", "filename", "sha256", "original_path"}
 META_FIRST = ("AUTHOR", "ARTIST", "TITLE", "DATE", "YEAR", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE",
               "FORM")
@@ -47,13 +50,17 @@ def write_page(path: Path, title: str, cards: Sequence[Card], note: str = "") ->
     """*cards* as a grid of thumbnails (copied into ``thumbs/`` beside *path*), from ``gallery.html``."""
     from imagemachines.report import write_html
 
-    thumbs = path.parent / "thumbs"
-    items = []
-    for i, card in enumerate(cards):
-        ok = thumbnail(card.image, thumbs / f"{i:05d}.jpg")
-        items.append({"src": f"thumbs/{i:05d}.jpg" if ok else None, "alt": card.image.name, "lines": card.lines,
-                      "scores": sorted(card.scores.items(), key=lambda kv: -kv[1])})
     path.parent.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:05d}.jpg" for i in range(len(cards))]
+    record = PictureRecord(path.parent / "thumbs", THUMB_NAMES, legacy_marker=path).start(set(names))
+    items, written = [], set()
+    for name, card in zip(names, cards, strict=True):
+        ok = thumbnail(card.image, record.folder / name)
+        if ok:
+            written.add(name)
+        items.append({"src": f"thumbs/{name}" if ok else None, "alt": card.image.name, "lines": card.lines,
+                      "scores": sorted(card.scores.items(), key=lambda kv: -kv[1])})
+    record.finish(written)
     return write_html(path, "gallery.html", title=title, note=note, cards=items)
 
 

@@ -62,8 +62,6 @@ def top_images(run_dir: Path, image_dir: Path, class_name: str, *, k: int = 20, 
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", classes[c]).strip("-") or str(c)
     out = Path(out) if out else Path(run_dir) / f"top-{slug}"
     out.mkdir(parents=True, exist_ok=True)
-    for old in (out / "thumbs").glob("*.jpg"):
-        old.unlink()
     buf = io.StringIO()
     w = csvfiles.dict_writer(buf, fieldnames=["rank", "path", "score", "predicted", *meta.columns])
     w.writeheader()
