@@ -22,6 +22,7 @@ from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
 from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
+from imagemachines.serve.map_api import build_map_router
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
@@ -131,6 +132,7 @@ def create_app(
     app.include_router(build_router(catalog, scheduler))
     app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
                                                UploadStore(upload_limits)))
+    app.include_router(build_map_router(served_indexes, cache_dir))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
