@@ -1,8 +1,10 @@
 """Groups on the map and what each one is: clusters of the 2-D layout, labelled by their most distinctive units
 and by the metadata value most of their paintings share ("landscape · 78 %").
 
-``auto`` clusters with scikit-learn's HDBSCAN on the map positions (as PixPlot does): dense regions become
-clusters, scattered paintings stay unclustered (-1). A number *K* clusters with k-means into exactly K groups.
+``auto`` clusters with scikit-learn's HDBSCAN on the map positions (as PixPlot does), selecting the leaves of
+its cluster tree: dense regions become clusters, scattered paintings stay unclustered (-1). (Its default
+"excess of mass" selection split the 458 shared paintings into just two clusters, 384 and 74 paintings; the
+leaves gave 15, most of them 78-100 % one genre.) A number *K* clusters with k-means into exactly K groups.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def cluster_xy(xy: np.ndarray, k: int | None = None, seed: int = 0) -> np.ndarra
         from sklearn.cluster import HDBSCAN
 
         labels = HDBSCAN(min_cluster_size=min(min_cluster_size(n), n), min_samples=5 if n > 10 else 1,
-                         copy=True).fit_predict(xy)
+                         cluster_selection_method="leaf", copy=True).fit_predict(xy)
     return renumber(labels)
 
 

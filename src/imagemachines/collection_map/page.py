@@ -81,5 +81,8 @@ def write_map_page(index, name: str, folder: Path, *, title: str | None = None, 
     for asset in ASSETS:
         shutil.copyfile(STATIC / asset, folder / asset)
     data = page_data(index, view, images, unit_link=unit_link, file_links=file_links)
-    return write_html(folder / "map.html", "map_page.html", title=title or f"Map of {index.image_root.name}",
-                      data=data, view=view, model=index.model_name, folder=index.image_root.name, back=back)
+    from imagemachines.serve.collection_api import folder_name
+
+    name = folder_name(index.image_root)
+    return write_html(folder / "map.html", "map_page.html", title=title or f"Map of {name}", data=data, view=view,
+                      model=index.model_name, folder=name, back=back)

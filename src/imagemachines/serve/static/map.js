@@ -49,6 +49,9 @@ function mapHash(extra = {}) {
 
 function writeMapHash(push = true) { Views.go("map", mapHash(), push); }
 
+// The units grid and its panels (app.js, collection.js) follow the address through hashchange: set it so.
+function openUnits(params) { location.hash = Views.href("units", params); }
+
 // -- the view -------------------------------------------------------------------------------------------------
 const MAP_HTML = `
   <div class="map-page">
@@ -170,7 +173,7 @@ function buildCanvas(data) {
     sheetUrl: (s) => `${base}/maps/${encodeURIComponent(data.name)}/sprites/${s}.jpg`,
     thumbUrl: (id, size) => `${base}/images/${id}/thumb?size=${size}`,
     onHover: mapTip,
-    onClick: (i) => Views.go("units", { model: MV.model, index: data.index, image: data.image_id[i], at: data.layer }),
+    onClick: (i) => openUnits({ model: MV.model, index: data.index, image: data.image_id[i], at: data.layer }),
     onSelect: (poly) => {
       if (MV.picking === "vs" && MV.sel) MV.vs = { polygon: poly }; else { MV.sel = { polygon: poly }; MV.vs = null; }
       MV.picking = "sel";
@@ -300,7 +303,7 @@ function showSelectionMeta(body) {
       mvEl("ul", { className: "mc-meta" }, ...over.map((v) => mvEl("li", { textContent:
         `${v.facet}: ${v.value} — ${v.in_group} of ${v.group} (×${v.ratio.toFixed(1)}, p ${v.p_adjusted < 0.001 ? "< 0.001" : `= ${v.p_adjusted.toPrecision(2)}`})` }))));
   }
-  const major = body.majority.filter((v) => !v.provenance).slice(0, 4);
+  const major = body.majority.filter((v) => !v.provenance && v.share >= 0.25).slice(0, 4);
   if (major.length) {
     items.push(mvEl("p", { className: "ex-note", textContent: "Most common: " +
       major.map((v) => `${v.value} · ${Math.round(100 * v.share)} % (${v.facet})`).join(" · ") }));
@@ -315,7 +318,7 @@ function contrastUnit(body, u) {
   const examples = mvEl("span", { className: "mc-examples" }, ...u.examples.map((ex) => {
     const img = mvEl("img", { src: `${ex.thumb}?size=96`, alt: ex.title, title: `${ex.title} · ${ex.value.toFixed(2)}`, loading: "lazy" });
     img.dataset.imageId = ex.image_id;
-    img.addEventListener("click", (e) => { e.stopPropagation(); Views.go("units", { model: MV.model, index: MV.index, image: ex.image_id, at: body.layer }); });
+    img.addEventListener("click", (e) => { e.stopPropagation(); openUnits({ model: MV.model, index: MV.index, image: ex.image_id, at: body.layer }); });
     return img;
   }));
   const row = mvEl("button", { type: "button", className: "mc-unit", title: `Open unit ${u.channel} of ${body.layer} with its paintings` },
@@ -325,7 +328,7 @@ function contrastUnit(body, u) {
       mvEl("br"), mvEl("small", { className: "mc-stat", textContent: u.d >= 0 ? "top paintings in the selection:" : "in the selection, most active:" }),
       examples));
   row.dataset.channel = u.channel;
-  row.addEventListener("click", () => Views.go("units", { model: MV.model, layer: body.layer, unit: u.channel, index: MV.index }));
+  row.addEventListener("click", () => openUnits({ model: MV.model, layer: body.layer, unit: u.channel, index: MV.index }));
   return row;
 }
 

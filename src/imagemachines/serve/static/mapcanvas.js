@@ -74,7 +74,7 @@ const MapKit = (() => {
       }
       if (ok && needle) ok = `${data.title[i]} ${data.artist[i]}`.toLowerCase().includes(needle);
       if (ok && st.selection && !st.selection.has(i)) ok = false;
-      alpha[i] = ok ? 1 : 0.13;
+      alpha[i] = ok ? 1 : 0.2;
       matched += ok;
     }
     return { colours, alpha, legend, matched };
@@ -100,7 +100,7 @@ const MapKit = (() => {
       this.n = data.x.length;
       this.opt = options;
       this.geom = options.geometry || { cell: 32, columns: 64, per_sheet: 4096 };
-      this.t = Math.min(0.08, Math.max(0.004, 0.9 / Math.sqrt(Math.max(this.n, 1))));
+      this.t = Math.min(0.08, Math.max(0.004, 1.25 / Math.sqrt(Math.max(this.n, 1))));
       this.res = Math.min(4096, Math.max(2048, Math.ceil(this.geom.cell / this.t)));
       this.sheets = [];
       this.thumbs = new Map();
@@ -135,17 +135,24 @@ const MapKit = (() => {
     }
     pixelsPerWorld() { return this.view.scale * Math.min(this.width, this.height); }
 
-    fit() { this.view = { cx: 0.5, cy: 0.5, scale: 0.94 }; this.draw(); }
+    fit() {
+      this._resize();
+      const all = { length: this.n, [Symbol.iterator]: function* () { for (let i = 0; i < this.length; i++) yield i; } };
+      this.zoomTo(all, 0.97);
+    }
 
-    zoomTo(ids) {
+    zoomTo(ids, fill = 0.94) {
       let x0 = 1, y0 = 1, x1 = 0, y1 = 0;
       for (const i of ids) {
         x0 = Math.min(x0, this.data.x[i]); x1 = Math.max(x1, this.data.x[i]);
         y0 = Math.min(y0, this.data.y[i]); y1 = Math.max(y1, this.data.y[i]);
       }
       if (x1 < x0) return;
-      const span = Math.max(x1 - x0, y1 - y0, this.t * 4) + this.t * 2;
-      this.view = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, scale: Math.min(80, 0.94 / span) };
+      const pad = this.t * 1.2;
+      const short = Math.min(this.width, this.height);
+      const sx = (this.width / short) / Math.max(x1 - x0 + pad, this.t * 4);
+      const sy = (this.height / short) / Math.max(y1 - y0 + pad, this.t * 4);
+      this.view = { cx: (x0 + x1) / 2, cy: (y0 + y1) / 2, scale: Math.min(80, fill * Math.min(sx, sy)) };
       this.draw();
     }
 
@@ -228,7 +235,7 @@ const MapKit = (() => {
       const x = this.data.x[i] * scale - side / 2 - ox;
       const y = this.data.y[i] * scale - side / 2 - oy;
       ctx.globalAlpha = this.alpha[i];
-      if (this.colours && this.colours[i]) {
+      if (this.colours && this.colours[i] && this.alpha[i] >= 0.5) {
         const pad = Math.max(1, side * 0.08);
         ctx.fillStyle = this.colours[i];
         ctx.fillRect(x - pad, y - pad, side + 2 * pad, side + 2 * pad);
