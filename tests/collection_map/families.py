@@ -72,3 +72,21 @@ def index_families(root: Path, images: Path, labels: Path):
 
     out = build_index(tiny_loaded_model(), images, root / "index", k=4, metadata=labels, progress=False)
     return open_index(out)
+
+
+def quick_map(index, clusters: str = "3"):
+    """``build_map`` with the first two PCA components as the layout instead of UMAP (no compile wait): for the
+    server and browser tests, which test what is done with a stored map, not the layout."""
+    import pytest
+
+    import imagemachines.collection_map.build as build
+    from imagemachines.collection_map.layout import normalize_xy
+
+    def embed(reduced, params):
+        centred = reduced - reduced.mean(0)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        return normalize_xy(centred @ vt[:2].T)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(build, "embed", embed)
+        return build.build_map(index, clusters=clusters, progress=False)

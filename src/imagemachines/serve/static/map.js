@@ -1,7 +1,7 @@
 // imagemachines web interface, the Map view: the collection laid out by what the network sees (MapCanvas),
 // coloured and filtered by metadata, and a lasso or rectangle selection answered by the units that set it apart.
 // Deep links: #view=map&index=ID&map=NAME&sel=…&vs=…&colour=…&ff=…&fv=…&q=…&y0=…&y1=…
-//   sel / vs: "c3" (cluster 3) or "p" + x,y,x,y… (outline in map coordinates × 10000).
+//   sel / vs: "c3" (cluster 3) or "p" + x_y_x_y… (outline in map coordinates × 10000).
 "use strict";
 
 const MV = {
@@ -21,16 +21,16 @@ const mv$ = (id) => document.getElementById(id);
 function encodeSel(sel) {
   if (!sel) return null;
   if (sel.cluster !== undefined) return `c${sel.cluster}`;
-  return "p" + sel.polygon.flat().map((v) => Math.round(v * 10000)).join(",");
+  return "p" + sel.polygon.flat().map((v) => Math.round(v * 10000)).join("_");
 }
 
 function decodeSel(text) {
   if (!text) return null;
   let m = /^c(\d{1,5})$/.exec(text);
   if (m) return { cluster: Number(m[1]) };
-  m = /^p(-?\d{1,6}(?:,-?\d{1,6}){5,1023})$/.exec(text);
+  m = /^p(-?\d{1,6}(?:_-?\d{1,6}){5,1023})$/.exec(text);
   if (!m) return null;
-  const v = m[1].split(",").map((s) => Number(s) / 10000);
+  const v = m[1].split("_").map((s) => Number(s) / 10000);
   if (v.length % 2) return null;
   const polygon = [];
   for (let i = 0; i < v.length; i += 2) polygon.push([v[i], v[i + 1]]);
