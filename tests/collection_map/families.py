@@ -43,8 +43,9 @@ def write_family(images: Path, family: str, numbers, rows: list[dict]) -> None:
         rel = f"{family}/{family}-{i:03d}.png"
         (images / family).mkdir(parents=True, exist_ok=True)
         picture(family, i).save(images / rel)
-        rows.append({"path": rel, "label": family, "school": SCHOOL[family], "artist": f"{family.title()} Master {i % 4}",
-                     "title": f"{family.title()} study {i}", "year": str(1500 + 100 * FAMILIES.index(family) + i)})
+        rows.append({"path": rel, "label": family, "school": SCHOOL[family],
+                     "artist": f"{family.title()} Master {i % 4}", "title": f"{family.title()} study {i}",
+                     "year": str(1500 + 100 * FAMILIES.index(family) + i)})
 
 
 def write_labels(root: Path, rows: list[dict]) -> Path:

@@ -7,6 +7,7 @@ one index + map per module."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -70,14 +71,15 @@ def test_the_layout_is_reproducible_and_stored_without_pickles(families, tmp_pat
     assert sorted(p.name for p in result.folder.iterdir()) == ["layout.safetensors", "map.json"]
     meta = json.loads((result.folder / "map.json").read_text())
     assert meta["settings"]["seed"] == 0 and meta["source"]["layer"] == "features.3"
-    assert 0 <= first.xy.min() and first.xy.max() <= 1
+    assert first.xy.min() >= 0 and first.xy.max() <= 1
 
 
 def test_new_paintings_are_placed_beside_their_family_and_the_rest_stays(families, tmp_path):
     root, images, labels, _, _ = families
     work = tmp_path / "grow"
     shutil.copytree(images, work / "images")
-    rows = list(__import__("csv").DictReader(open(labels, encoding="utf-8")))
+    with open(labels, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     from imagemachines.index import build_index, open_index
     from tests.conftest import tiny_loaded_model
 

@@ -76,7 +76,8 @@ def test_selection_contrast_a_unit_and_its_examples(browser, site):
     units = page.locator("#mv-units .mc-unit")
     assert units.count() == 10
     red_ids = {im.id for im in index.images() if im.meta["label"] == "red"}
-    shown = {int(v) for v in page.eval_on_selector_all("#mv-units .mc-examples img", "els => els.map(e => e.dataset.imageId)")}
+    shown = {int(v) for v in page.eval_on_selector_all("#mv-units .mc-examples img",
+                                                       "els => els.map(e => e.dataset.imageId)")}
     assert shown and shown <= red_ids                        # the unit's paintings *inside* the selection
     selection_url = page.url
     assert "sel=p" in selection_url

@@ -223,7 +223,8 @@ def _maxt_p(z: np.ndarray, members: np.ndarray, stat: np.ndarray, spread: np.nda
     return (1.0 + exceed) / (permutations + 1.0)
 
 
-def top_in_group(values: np.ndarray, group: Sequence[int] | np.ndarray, channel: int, k: int) -> list[tuple[int, float]]:
+def top_in_group(values: np.ndarray, group: Sequence[int] | np.ndarray, channel: int,
+                 k: int) -> list[tuple[int, float]]:
     """The *k* paintings of *group* (ids or mask) whose pooled value of *channel* is highest: (id, value)."""
     ids = np.flatnonzero(mask_of(group, values.shape[0]))
     if ids.size == 0 or k < 1:

@@ -56,22 +56,25 @@ def write_sheets(index, view, folder: Path, progress: bool = True) -> int:
     return written
 
 
-def page_data(index, view, images=None, *, unit_link: str | None = None, file_links: bool = True) -> dict:
-    """What the page's script reads: points, clusters, sheet geometry, and how to link units and paintings."""
+def page_data(index, view, images=None, *, unit_href=None, file_links: bool = True) -> dict:
+    """What the page's script reads: points, clusters, sheet geometry, and how to link units and paintings
+    (*unit_href(layer, channel)*: a cluster unit's link, or None for none)."""
     from imagemachines.index.enrichment import collection_facets
 
     images = index.images() if images is None else images
     data = points(view, images, collection_facets(images))
-    data.update(geometry=geometry(), clusters=view.clusters, layer=view.layer, name=view.name,
+    clusters = [{**c, "units": [{**u, "href": unit_href(view.layer, u["channel"]) if unit_href else None}
+                                for u in c["units"]]} for c in view.clusters]
+    data.update(geometry=geometry(), clusters=clusters, layer=view.layer, name=view.name,
                 model=index.model_name, n_unclustered=view.meta.get("n_unclustered", 0),
-                neighbourhood=view.meta.get("neighbourhood", {}), unit_link=unit_link, missing=view.missing)
+                neighbourhood=view.meta.get("neighbourhood", {}), missing=view.missing)
     if file_links:
         by_id = {im.id: im for im in images}
         data["href"] = [(index.image_root / by_id[int(i)].path).resolve().as_uri() for i in view.ids]
     return data
 
 
-def write_map_page(index, name: str, folder: Path, *, title: str | None = None, unit_link: str | None = None,
+def write_map_page(index, name: str | None, folder: Path, *, title: str | None = None, unit_href=None,
                    file_links: bool = True, back: str | None = None, progress: bool = True) -> Path:
     """``folder/map.html`` with its sheets and scripts for the map *name* of *index*; returns the page."""
     folder = Path(folder)
@@ -80,7 +83,7 @@ def write_map_page(index, name: str, folder: Path, *, title: str | None = None, 
     write_sheets(index, view, folder, progress)
     for asset in ASSETS:
         shutil.copyfile(STATIC / asset, folder / asset)
-    data = page_data(index, view, images, unit_link=unit_link, file_links=file_links)
+    data = page_data(index, view, images, unit_href=unit_href, file_links=file_links)
     from imagemachines.serve.collection_api import folder_name
 
     name = folder_name(index.image_root)

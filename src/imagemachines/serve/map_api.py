@@ -85,7 +85,7 @@ def build_map_router(indexes: Mapping[str, ServedIndex], cache_dir: Path) -> API
             view = open_map(s.index, name, images)
             facets = collection_facets(images)
             data = page_data(s.index, view, images, file_links=False,
-                             unit_link=f"#model={s.model.name}&layer={{layer}}&unit={{channel}}&index={s.id}")
+                             unit_href=lambda layer, c: f"#model={s.model.name}&layer={layer}&unit={c}&index={s.id}")
             data.update(index=s.id, sheets=int(np.ceil(len(view) / data["geometry"]["per_sheet"])) or 1,
                         sprite_key=SpriteCache.key(str(s.index.path), name, stamp))
             return {"view": view, "images": images, "facets": facets, "payload": data}

@@ -60,11 +60,8 @@ class SpriteCache:
                 pass
             data = make()
 
-            def write(tmp: Path) -> None:
-                tmp.write_bytes(data)
-                os.chmod(tmp, PRIVATE)
-
-            atomic_write(path, write)
+            atomic_write(path, lambda tmp: tmp.write_bytes(data))
+            os.chmod(path, PRIVATE)  # as the render cache's files
             with self._lock:
                 self._sizes[key] = len(data)
                 self._sizes.move_to_end(key)

@@ -86,9 +86,8 @@
   }
   $("map-fit").addEventListener("click", () => map.fit());
   $("map-clusters").replaceChildren(...data.clusters.map((c) => {
-    const units = c.units.map((u) => (data.unit_link
-      ? el("a", { href: data.unit_link.replace("{layer}", data.layer).replace("{channel}", u.channel), textContent: `#${u.channel}` })
-      : el("span", { textContent: `#${u.channel}` })));
+    const units = c.units.map((u) => (u.href
+      ? el("a", { href: u.href, textContent: `#${u.channel}` }) : el("span", { textContent: `#${u.channel}` })));
     const item = el("li", {}, el("i", { className: "swatch" }),
       el("button", { type: "button", className: "linkish", textContent: c.value ? `${c.value} · ${Math.round(100 * c.share)} %` : `cluster ${c.number}`,
         onclick: () => { const ids = []; data.cluster.forEach((k, i) => { if (k === c.number) ids.push(i); }); map.zoomTo(ids); } }),
