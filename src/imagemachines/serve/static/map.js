@@ -337,7 +337,7 @@ async function mapRenderThumb(img, layer, channel) {
   const size = Math.max(lim.min_size, Math.min(96, lim.max_size));
   try {
     const r = await api("/api/renders", { method: "POST", body: JSON.stringify({
-      model: MV.model, layer, unit: channel, method: "lucid", size, steps: Math.min(64, lim.max_steps), seed: 0 }) });
+      model: MV.model, layer, unit: channel, method: "lucid", size, steps: Math.min(128, lim.max_steps), seed: 0 }) });
     for (let tries = 0; tries < 600; tries++) {
       const s = tries ? await api(r.links.self) : r;
       if (s.state === "done") { img.src = r.links.image; return; }
