@@ -18,14 +18,13 @@ PRIVATE = 0o600
 
 class SpriteCache:
     def __init__(self, root: Path, max_bytes: int = 512 * 2**20):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = Path(root)  # made with the first sheet: a server that never draws a map adds no folder
         self.max_bytes = max_bytes
         self._sizes: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
         self._making: dict[str, threading.Lock] = {}
         found = []
-        for path in self.root.glob("*.jpg"):
+        for path in self.root.glob("*.jpg") if self.root.is_dir() else ():
             with contextlib.suppress(OSError):
                 st = path.stat()
                 found.append((st.st_mtime, path.stem, st.st_size))
