@@ -24,6 +24,7 @@ from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
 from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard, open_to_other_sites, refuse_cross_site
 from imagemachines.serve.headers import SecurityHeaders
+from imagemachines.serve.map_api import build_map_router
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
@@ -164,6 +165,7 @@ def create_app(
 
     app.include_router(build_router(catalog, scheduler))
     app.include_router(build_collection_router(served_indexes, catalog.models, bench, uploads))
+    app.include_router(build_map_router(served_indexes, cache_dir))
 
     @app.get("/", include_in_schema=False)
     @open_to_other_sites  # a link on another site may open the interface (it starts nothing large by itself)
