@@ -62,16 +62,14 @@ def activations(rows: list[dict], batch: int = 16) -> dict[str, np.ndarray]:
     from torchvision.models import MobileNet_V2_Weights
     from tqdm import tqdm
 
-    from imagemachines.attribution.inputs import spatial_layer
-    from imagemachines.index.build import default_layers
     from imagemachines.index.passes import preprocess
-    from imagemachines.index.similarity_vectors import raw_vectors, similarity_spec, style_projection
+    from imagemachines.index.similarity_store import projections as style_projections
+    from imagemachines.index.similarity_vectors import model_spec, raw_vectors
     from imagemachines.models import load_model
 
     model = load_model("mobilenet_v2", device="cpu")
-    blocks = [(i.name, i.channels, i.height, i.width) for i in model.layers() if i.name in default_layers(model)]
-    spec = similarity_spec(blocks, spatial_layer(model))
-    projections = {n: style_projection(n, c, spec.keep) for n, c in zip(spec.style, spec.style_channels, strict=True)}
+    spec = model_spec(model)
+    projections = style_projections(spec)
     tap = model.tap(spec.layers)
     transform = preprocess(model)
     base = torchvision.models.mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1).eval()
@@ -109,7 +107,7 @@ def activations(rows: list[dict], batch: int = 16) -> dict[str, np.ndarray]:
 def finished(acts: dict, mode: str) -> np.ndarray:
     from imagemachines.index.similarity_vectors import mode_finish
 
-    raw = acts["grid" if mode == "composition" else mode]
+    raw = acts["grid" if mode == "composition" else mode].astype(np.float16)  # as the index keeps them
     return mode_finish(mode, raw, acts["_spec"]).apply(raw)
 
 

@@ -71,21 +71,22 @@ def test_the_layers_are_the_ends_of_the_resolution_stages():
               ("features.3", 24, 56, 56), ("features.4", 32, 28, 28), ("features.6", 32, 28, 28),
               ("features.7", 64, 14, 14), ("features.13", 96, 14, 14), ("features.14", 160, 7, 7),
               ("features.18", 1280, 7, 7), ("logits", 1000, 1, 1)]
-    spec = similarity_spec(blocks, "features.18")
+    spec = similarity_spec(blocks, ("features.18", 1280))
     assert spec.style == ("features.1", "features.3", "features.6", "features.13")
     assert spec.style_channels == (16, 24, 32, 96)
     assert spec.composition == "features.13"
     assert spec.style_sizes() == [136, 300, 528, 528]
+    assert [spec.width(r) for r in ("content", "style", "grid")] == [1280, 1492, 96 * 16]
     assert spec.layers == ["features.18", "features.1", "features.3", "features.6", "features.13"]
     assert SimilaritySpec.from_dict(spec.as_dict()) == spec
-    one_stage = similarity_spec([("a", 8, 4, 4), ("b", 8, 4, 4)], "b")
+    one_stage = similarity_spec([("a", 8, 4, 4), ("b", 8, 4, 4)], ("b", 8))
     assert (one_stage.style, one_stage.composition) == (("b",), "b")
     with pytest.raises(UserError, match="spatial map"):
-        similarity_spec([("logits", 10, 1, 1)], "logits")
+        similarity_spec([("logits", 10, 1, 1)], ("logits", 10))
 
 
 def test_raw_vectors_of_a_tapped_batch():
-    spec = SimilaritySpec("c", ("s",), "c", (2,), grid=2)
+    spec = SimilaritySpec("c", ("s",), "c", (2,), 2, 2, grid=2)
     outputs = {"s": two_channels(), "c": torch.arange(32, dtype=torch.float32).view(1, 2, 4, 4)}
     raw = raw_vectors(outputs, spec, {})
     assert raw["style"][0].tolist() == pytest.approx([1.25, 1.5, 3.0])
@@ -110,7 +111,7 @@ def test_finishing_standardises_and_weighs_each_block_equally():
 
 
 def test_mode_finishes():
-    spec = SimilaritySpec("c", ("s",), "c", (2,), grid=2)
+    spec = SimilaritySpec("c", ("s",), "c", (2,), 2, 2, grid=2)
     pooled = np.array([[1.0, 0.0], [3.0, 2.0]])
     content = mode_finish("content", pooled, spec)
     assert content.center.tolist() == [2.0, 1.0] and content.scale.tolist() == [1.0, 1.0]

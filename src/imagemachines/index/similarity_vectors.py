@@ -51,6 +51,8 @@ class SimilaritySpec:
     style: tuple[str, ...]
     composition: str
     style_channels: tuple[int, ...]  # channels of each style layer (before projection)
+    content_channels: int
+    composition_channels: int
     grid: int = GRID
     keep: int = STYLE_CHANNELS
 
@@ -60,7 +62,8 @@ class SimilaritySpec:
     @classmethod
     def from_dict(cls, d: dict) -> SimilaritySpec:
         return cls(d["content"], tuple(d["style"]), d["composition"], tuple(int(c) for c in d["style_channels"]),
-                   int(d.get("grid", GRID)), int(d.get("keep", STYLE_CHANNELS)))
+                   int(d["content_channels"]), int(d["composition_channels"]), int(d.get("grid", GRID)),
+                   int(d.get("keep", STYLE_CHANNELS)))
 
     @property
     def layers(self) -> list[str]:
@@ -71,15 +74,31 @@ class SimilaritySpec:
         """The number of raw style values of each style layer."""
         return [triangle(min(c, self.keep)) for c in self.style_channels]
 
+    def width(self, raw: str) -> int:
+        """The length of a raw vector: ``content``, ``style`` or ``grid``."""
+        return {"content": self.content_channels, "style": sum(self.style_sizes()),
+                "grid": self.composition_channels * self.grid * self.grid}[raw]
+
 
 def triangle(k: int) -> int:
     """Values in the upper triangle (diagonal included) of a k × k matrix."""
     return k * (k + 1) // 2
 
 
-def similarity_spec(blocks: Sequence[tuple[str, int, int, int]], content: str) -> SimilaritySpec:
+def model_spec(model) -> SimilaritySpec:
+    """The mode layers of a loaded network (:func:`similarity_spec` of its top-level blocks)."""
+    from imagemachines.attribution.inputs import spatial_layer
+    from imagemachines.index.build import default_layers
+
+    chosen = set(default_layers(model))
+    blocks = [(i.name, i.channels, i.height, i.width) for i in model.layers() if i.name in chosen]
+    content = spatial_layer(model)
+    return similarity_spec(blocks, (content, model.layer(content).channels))
+
+
+def similarity_spec(blocks: Sequence[tuple[str, int, int, int]], content: tuple[str, int]) -> SimilaritySpec:
     """The mode layers of a network from its blocks in forward order, as (name, channels, height, width), and
-    its *content* layer. Blocks without a map (1×1) are left out; a stage is a run of blocks of one
+    its *content* layer (name, channels). Blocks without a map (1×1) are left out; a stage is a run of blocks of one
     resolution."""
     spatial = [b for b in blocks if b[2] * b[3] > 1]
     if not spatial:
@@ -93,7 +112,8 @@ def similarity_spec(blocks: Sequence[tuple[str, int, int, int]], content: str) -
     ends = [stage[-1] for stage in stages]
     style = ends[:-1] or ends
     composition = ends[-2] if len(ends) > 1 else ends[-1]
-    return SimilaritySpec(content, tuple(b[0] for b in style), composition[0], tuple(int(b[1]) for b in style))
+    return SimilaritySpec(content[0], tuple(b[0] for b in style), composition[0], tuple(int(b[1]) for b in style),
+                          int(content[1]), int(composition[1]))
 
 
 def style_projection(layer: str, channels: int, keep: int = STYLE_CHANNELS) -> torch.Tensor | None:
@@ -185,35 +205,40 @@ class Finish:
 
 def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arrange: int = 0,
                step: int = 4096) -> Finish:
-    """The collection's :class:`Finish` for [n, D] *raw* rows (a memory map is read *step* rows at a time):
-    the mean of every value, and with *standardise* its standard deviation (values that never vary get scale 1,
-    so they become 0)."""
-    n, d = raw.shape
-    if sum(blocks) != d:
-        raise ValueError(f"blocks {list(blocks)} do not add up to {d} values")
-    plain = Finish(np.zeros(d, np.float32), np.ones(d, np.float32), tuple(blocks), arrange)
-    total, total_sq = np.zeros(d), np.zeros(d)
+    """The collection's :class:`Finish` for [n, D] *raw* rows (a memory map is read *step* rows at a time, in
+    order, so the sums do not depend on anything but the rows): the mean of every value, and with
+    *standardise* its standard deviation (values that never vary get scale 1, so they become 0)."""
+    n, width = raw.shape
+    if sum(blocks) != width:
+        raise ValueError(f"blocks {list(blocks)} do not add up to {width} values")
+    plain = Finish(np.zeros(width, np.float32), np.ones(width, np.float32), tuple(blocks), arrange)
+    total, total_sq = np.zeros(width), np.zeros(width)
     for s in range(0, n, step):
         x = plain.transform(raw[s:s + step]).astype(np.float64)
         total += x.sum(0)
         total_sq += (x * x).sum(0)
     mean = total / max(n, 1)
-    scale = np.ones(d)
+    scale = np.ones(width)
     if standardise:
         std = np.sqrt(np.clip(total_sq / max(n, 1) - mean * mean, 0, None))
         scale = np.where(std > 1e-6 * max(float(std.max(initial=0.0)), 1e-30), std, 1.0)
     return Finish(mean.astype(np.float32), scale.astype(np.float32), tuple(blocks), arrange)
 
 
+def finish_options(mode: str, width: int, spec: SimilaritySpec) -> dict:
+    """How *mode* is finished: its blocks, whether it is standardised, and the arrangement grid (0: none)."""
+    if mode == "content":  # centred only: the network's own scale of units is kept
+        return {"blocks": [width], "standardise": False, "arrange": 0}
+    if mode == "style":
+        return {"blocks": spec.style_sizes(), "standardise": True, "arrange": 0}
+    if mode == "composition":
+        return {"blocks": [width], "standardise": True, "arrange": spec.grid}
+    raise UserError(f"Unknown similarity mode {mode!r}: use one of {', '.join(MODES)}.")
+
+
 def mode_finish(mode: str, raw: np.ndarray, spec: SimilaritySpec) -> Finish:
     """The finish of *mode* for the collection's raw rows (content: pooled rows; style; composition: grids)."""
-    if mode == "content":
-        return fit_finish(raw, [raw.shape[1]], standardise=False)
-    if mode == "style":
-        return fit_finish(raw, spec.style_sizes(), standardise=True)
-    if mode == "composition":
-        return fit_finish(raw, [raw.shape[1]], standardise=True, arrange=spec.grid)
-    raise UserError(f"Unknown similarity mode {mode!r}: use one of {', '.join(MODES)}.")
+    return fit_finish(raw, **finish_options(mode, raw.shape[1], spec))
 
 
 def parse_mode(text: str) -> dict[str, float]:
