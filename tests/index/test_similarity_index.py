@@ -86,7 +86,7 @@ def test_every_neighbour_says_why(index):
         for n in found.neighbours:
             assert n.scores[mode] == pytest.approx(n.score, abs=1e-6)
             for r in n.reasons:
-                assert r.mode == mode and 0 < r.share
+                assert r.mode == mode and r.share > 0
                 if mode == "style":
                     assert r.layer in sim.spec.style and r.channel is None
                 else:
