@@ -15,8 +15,8 @@ with its ImageNet weights:
    better). Chance levels beside them.
 3. Style variants measured the same way (what chose the style vector): per-channel mean + std (AdaIN),
    Gram matrices, covariances unstandardised, standardised, with and without the channel projection.
-4. Near-duplicates: the pairs whose raw composition grids reach the duplicate threshold, and the closest
-   pair below it.
+4. Near-duplicates: the pairs whose composition rows reach the duplicate threshold, and the closest pair
+   below it.
 5. Search time of the exact search at 30,000 paintings per mode (random unit rows of each mode's width,
    float16, memory-mapped), beside hnswlib and faiss when they are installed.
 
@@ -161,7 +161,7 @@ def bootstrap_gain(a: np.ndarray, b: np.ndarray, artists: np.ndarray, queries: n
 def duplicates(acts: dict, rows: list[dict]) -> tuple[list[tuple], float]:
     from imagemachines.index.similarity_vectors import DUPLICATE_COSINE
 
-    g = unit(acts["grid"].astype(np.float64))
+    g = finished(acts, "composition").astype(np.float64)
     s = g @ g.T
     np.fill_diagonal(s, -1)
     i, j = np.triu_indices(len(g), 1)
@@ -292,7 +292,9 @@ def retrieval_section(acts: dict, rows: list[dict], pass_s: float) -> list[str]:
     cross = sum(1 for a in {a for a in artists[queries]}
                 if len({s for s, b in zip(sources, artists, strict=True) if b == a}) > 1)
     spec = acts["_spec"]
+    pooled = acts["content"].astype(np.float16).astype(np.float64)
     vectors = {"plain torchvision": unit(acts["baseline"]), "content": finished(acts, "content"),
+               "content centred": unit(pooled - pooled.mean(0)),
                "style": finished(acts, "style"), "composition": finished(acts, "composition")}
     mix = np.hstack([np.sqrt(0.5) * vectors["content"], np.sqrt(0.5) * vectors["style"]])
     vectors["content:0.5,style:0.5"] = mix
@@ -313,7 +315,8 @@ def retrieval_section(acts: dict, rows: list[dict], pass_s: float) -> list[str]:
         f"paintings (per label: over that label's paintings). Same artist: the {int(queries.sum())} paintings of "
         f"the {n_artists} artists with at least 3 paintings ({cross} of them in more than one source), names joined "
         "by `benchmarks.retrieval.artist_key`. Modes: content = pooled "
-        f"`{spec.content}` centred; style = channel covariances of {', '.join(f'`{s}`' for s in spec.style)} "
+        f"`{spec.content}` (and, measured beside it, centred on the collection's mean); style = channel "
+        f"covariances of {', '.join(f'`{s}`' for s in spec.style)} "
         f"(≤ {spec.keep} channels each), standardised; composition = `{spec.composition}` on a {spec.grid}×{spec.grid}"
         " grid, each unit's arrangement, standardised.", "", *table(results, chance, label_names), "",
         "Same-artist gain over plain torchvision features, 95 % interval of a bootstrap over artists (paired: the "
@@ -332,7 +335,7 @@ def retrieval_section(acts: dict, rows: list[dict], pass_s: float) -> list[str]:
     from imagemachines.index.similarity_vectors import DUPLICATE_COSINE
 
     lines += ["", "### Near-duplicates", "",
-              f"Pairs whose raw composition grids (`{spec.composition}`, {spec.grid}×{spec.grid}) have cosine ≥ "
+              f"Pairs whose composition rows (`{spec.composition}`, {spec.grid}×{spec.grid}) have cosine ≥ "
               f"{DUPLICATE_COSINE} (grouped, not listed as similar); the closest pair below: {below:.3f}.", "",
               "| painting | painting | cosine | titles |", "|---|---|---:|---|"]
     lines += [f"| {a} | {b} | {c:.3f} | {ta} / {tb} |" for a, b, c, ta, tb in pairs]

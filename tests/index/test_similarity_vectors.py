@@ -113,9 +113,11 @@ def test_finishing_standardises_and_weighs_each_block_equally():
 def test_mode_finishes():
     spec = SimilaritySpec("c", ("s",), "c", (2,), 2, 2, grid=2)
     pooled = np.array([[1.0, 0.0], [3.0, 2.0]])
-    content = mode_finish("content", pooled, spec)
-    assert content.center.tolist() == [2.0, 1.0] and content.scale.tolist() == [1.0, 1.0]
-    assert content.apply(pooled)[0].tolist() == pytest.approx([-1 / np.sqrt(2), -1 / np.sqrt(2)])
+    content = mode_finish("content", pooled, spec)  # as the network gives it: only made unit length
+    assert content.center.tolist() == [0.0, 0.0] and content.scale.tolist() == [1.0, 1.0]
+    assert np.allclose(content.apply(pooled), [[1.0, 0.0], [3 / np.sqrt(13), 2 / np.sqrt(13)]])
+    centred = fit_finish(pooled, [2], standardise=False)
+    assert centred.center.tolist() == [2.0, 1.0] and centred.scale.tolist() == [1.0, 1.0]
     grids = np.array([[2.5, 4.5, 10.5, 12.5, 18.5, 20.5, 26.5, 28.5], [0, 0, 0, 4, 1, 1, 1, 1.0]])
     comp = mode_finish("composition", grids, spec)
     assert comp.arrange == 2

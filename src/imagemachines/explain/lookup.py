@@ -50,6 +50,9 @@ class Explanation:
     units: list[UnitHit]
     by_percentile: list[UnitHit] = field(default_factory=list)
     similar: list[tuple[int, float]] = field(default_factory=list)
+    neighbours: list = field(default_factory=list)  # index.neighbours.Neighbour: score per mode, why, copies
+    same_painting: list[int] = field(default_factory=list)  # copies of this painting in the collection
+    mode: dict[str, float] = field(default_factory=lambda: {"content": 1.0})
     maps: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # channel → (h, w) activation map
     pooled: np.ndarray | None = field(default=None, repr=False)  # [channels] spatial means
     index: str | None = None  # the index directory, when one was used
@@ -63,7 +66,9 @@ class Explanation:
         return {"model": self.model, "weights_id": self.weights_id, "layer": self.layer, "index": self.index,
                 "units": [h.as_dict() for h in self.units],
                 "by_percentile": [h.as_dict() for h in self.by_percentile],
-                "similar": [{"image_id": int(i), "score": float(s)} for i, s in self.similar]}
+                "similar": [n.as_dict() for n in self.neighbours] if self.neighbours else
+                [{"image_id": int(i), "score": float(s)} for i, s in self.similar],
+                "similar_mode": dict(self.mode), "same_painting": list(self.same_painting)}
 
 
 def check_index_model(index: CollectionIndex, model: LoadedModel) -> None:
@@ -103,10 +108,14 @@ def layer_activations(model: LoadedModel, image: Image.Image, layer: str) -> tor
 
 def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None = None,
                   index: CollectionIndex | None = None, k: int = 12, similar: int = 12,
-                  exclude: int | None = None) -> Explanation:
+                  exclude: int | None = None, mode: str = "content") -> Explanation:
     """The *k* units of *layer* that *image* drives most, with their maps; with *index*, also the *k* with the
-    highest percentile in the collection and the *similar* closest paintings (*exclude*: an image id to leave
-    out, e.g. the painting itself when it is in the collection)."""
+    highest percentile in the collection and the *similar* closest paintings by similarity *mode* (``content``,
+    ``style``, ``composition`` or a mix like ``content:0.5,style:0.5``; *exclude*: an image id to leave out,
+    e.g. the painting itself when it is in the collection)."""
+    from imagemachines.index.similarity_vectors import parse_mode
+
+    weights = parse_mode(mode)
     if k < 1:
         raise UserError("k must be at least 1.")
     if similar < 0:
@@ -128,6 +137,8 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
     percentiles: np.ndarray | None = None
     by_percentile: list[UnitHit] = []
     found: list[tuple[int, float]] = []
+    neighbours: list = []
+    same_painting: list[int] = []
     if index is not None:
         if index.channels(layer) != channels:
             raise UserError(f"Layer {layer!r} has {channels} units here but {index.channels(layer)} in the index "
@@ -139,12 +150,32 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
         z = (maxima.numpy() - np.array([s.mean for s in stats])) / np.array([max(s.std, 1e-12) for s in stats])
         order = np.lexsort((-z, -percentiles))[:k]
         by_percentile = [hit(int(c), float(percentiles[c])) for c in order]
-        if similar and index.pooled(layer) is not None:
+        if similar and "similarity" in index.manifest:
+            result = similar_paintings(model, image, index, weights, similar, exclude)
+            neighbours, same_painting = result.neighbours, result.same_painting
+            found = [(n.image_id, n.score) for n in neighbours]
+        elif similar and weights != {"content": 1.0}:
+            index.similarity()  # an index made before the modes: says how to add them
+        elif similar and index.pooled(layer) is not None:
             found = index.similar(layer, pooled, k=similar, exclude=exclude)
     # ties (units that saturate, e.g. ReLU6 at 6) broken by how much of the painting drives the unit (its mean)
     top = np.lexsort((-pooled, -maxima.numpy()))[:k].tolist()
     units = [hit(c, None if percentiles is None else float(percentiles[c])) for c in top]
-    explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile, found, pooled=pooled,
-                              index=None if index is None else str(index.path))
+    explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile, found, neighbours,
+                              same_painting, weights, pooled=pooled, index=None if index is None else str(index.path))
     explanation.maps = {h.channel: acts[h.channel].numpy() for h in explanation.hits()}
     return explanation
+
+
+def similar_paintings(model: LoadedModel, image: Image.Image, index: CollectionIndex, mode: str | dict[str, float],
+                      k: int, exclude: int | None = None):
+    """The collection's *k* paintings closest to *image* by *mode*, each with why, copies grouped
+    (:class:`~imagemachines.index.similarity_store.Found`). A painting of the collection (*exclude*: its id)
+    is searched by its stored rows; any other painting by its own vectors, computed as the index computes them."""
+    from imagemachines.index.similarity_store import painting_vectors
+
+    store = index.similarity()
+    if exclude is not None:
+        query = store.stored_rows(exclude)
+        return store.search(query, mode, k, exclude=[exclude])
+    return store.search(store.query_rows(painting_vectors(model, image, store.spec)), mode, k)

@@ -47,6 +47,7 @@ class Options:
     layer: str | None = None  # reverse lookup
     k: int = 12
     similar: int = 12
+    mode: str = "content"  # similarity mode of the similar paintings (or a mix, "content:0.5,style:0.5")
     renders: int = 12  # units of the reverse lookup that get a render thumbnail (0: none)
     render_size: int = 96
     render_steps: int = 64
@@ -156,7 +157,7 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     if options.lookup:
         bar.set_postfix_str("reverse lookup")
         explanation = explain_image(model, image, layer=options.layer, index=index, k=options.k,
-                                    similar=options.similar, exclude=in_collection)
+                                    similar=options.similar, exclude=in_collection, mode=options.mode)
         doc["lookup"] = _write_lookup(model, explanation, display, out, options, index, heat_overlay)
         bar.update(1)
     bar.close()
@@ -186,8 +187,12 @@ def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out:
     doc["render_layer"] = render_layer(model, e.layer) if options.renders > 0 else None
     doc["units"] = [_hit_json(h, index, **files[h.channel]) for h in e.units]
     doc["by_percentile"] = [_hit_json(h, index, **files[h.channel]) for h in e.by_percentile]
-    doc["similar"] = [_similar(index, image_id, score, rank, out) for rank, (image_id, score)
+    by_id = {n.image_id: n for n in e.neighbours}
+    doc["similar"] = [_similar(index, image_id, score, rank, out, by_id.get(image_id)) for rank, (image_id, score)
                       in enumerate(e.similar, 1)] if index is not None else []
+    doc["same_painting"] = [_similar(index, i, 1.0, 0, out) for i in e.same_painting] if index is not None else []
+    doc["similar_mode"] = dict(e.mode)
+    doc["similar_layers"] = index.manifest.get("similarity") if index is not None else None
     return doc
 
 
@@ -230,18 +235,22 @@ def render_layer(model: LoadedModel, layer: str) -> str:
     return layer
 
 
-def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path) -> dict:
+def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path, neighbour=None) -> dict:
     info = index.image(image_id)
     entry = {"rank": rank, "image_id": image_id, "score": score, "path": info.path, "meta": dict(info.meta),
              "links": {k: v for k, v in info.meta.items()
                        if LINK_COLUMNS.search(k) and v.startswith(("http://", "https://"))}}
+    if neighbour is not None:  # why it is close (units link to their examples page's command), its copies
+        entry["scores"] = dict(neighbour.scores)
+        entry["reasons"] = [r.as_dict() for r in neighbour.reasons]
+        entry["copies"] = [index.image(c).path for c in neighbour.copies]
     try:
         with Image.open(index.image_file(image_id)) as im:
             thumb = _shrunk(im.convert("RGB"), THUMB)
     except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
         entry["unreadable"] = f"{type(exc).__name__}: {exc}"
         return entry
-    name = f"similar/{rank:02d}-{image_id}.jpg"
+    name = f"similar/{rank:02d}-{image_id}.jpg" if rank else f"similar/copy-{image_id}.jpg"
     _save_jpeg(thumb, out / name)
     entry["thumb"] = name
     return entry

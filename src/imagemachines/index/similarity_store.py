@@ -3,8 +3,9 @@
     similar/MODE.safetensors          [n_images, D] float16 finished rows (unit length), row = image id,
                                       memory-mapped when read; MODE = content, style, composition
     similar/MODE-finish.safetensors   how a new painting's raw vector becomes a row (centre, scale, blocks)
-    similar/prints.safetensors        [n_images, C·grid²] float16 raw composition grids, unit length: the
-                                      fingerprints that find near-duplicates
+
+The composition rows also find near-duplicates: two photographs of one painting have nearly the same
+arrangement (cosine ≥ :data:`DUPLICATE_COSINE`), different paintings do not (docs/explain.md).
 
 The chunks keep every painting's raw vectors (``similar/content``, ``similar/style``, ``similar/grid``), so
 the finished files are a function of the whole collection, rebuilt at every merge: shards, resumed runs and
@@ -63,10 +64,6 @@ def finish_file(index_dir: Path, mode: str) -> Path:
     return folder(index_dir) / f"{mode}-finish.safetensors"
 
 
-def prints_file(index_dir: Path) -> Path:
-    return folder(index_dir) / "prints.safetensors"
-
-
 def projections(spec: SimilaritySpec) -> dict[str, torch.Tensor | None]:
     return {n: style_projection(n, c, spec.keep) for n, c in zip(spec.style, spec.style_channels, strict=True)}
 
@@ -91,7 +88,7 @@ def painting_vectors(model: LoadedModel, image, spec: SimilaritySpec) -> dict[st
 
 # -- merging ----------------------------------------------------------------------------------------------------
 def merge_similarity(index_dir: Path, chunks: list[int], spec: SimilaritySpec, to_rows, n_images: int) -> None:
-    """Write the finished rows of every mode and the fingerprints from the chunks' raw vectors. *to_rows(keys)*
+    """Write the finished rows of every mode from the chunks' raw vectors. *to_rows(keys)*
     maps a chunk's image keys to their rows (image ids). Each mode's raw rows are first laid out in image-id
     order (a temporary memory-mapped file), so the collection's statistics are summed in one fixed order
     whatever the chunks were: shards and increments give the same bytes. Memory stays one chunk."""
@@ -125,15 +122,6 @@ def merge_similarity(index_dir: Path, chunks: list[int], spec: SimilaritySpec, t
                     arr[s:s + 4096] = finish.apply(raw[s:s + 4096]).astype(np.float16)
 
             write_array_streaming(rows_file(index_dir, mode), "rows", (n_images, width), np.float16, fill)
-            if mode == "composition":
-                def fill_prints(arr: np.ndarray, raw=raw) -> None:
-                    for s in range(0, len(raw), 4096):
-                        g = np.asarray(raw[s:s + 4096], np.float32)
-                        norm = np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-30)
-                        arr[s:s + 4096] = (g / norm).astype(np.float16)
-
-                write_array_streaming(prints_file(index_dir), "prints", (n_images, width), np.float16,
-                                      fill_prints)
             del raw
         finally:
             scratch.unlink(missing_ok=True)
@@ -155,13 +143,12 @@ class Found:
 
 
 class SimilarityStore:
-    """An index's similarity modes, opened lazily: finished rows (memory-mapped), finishes, fingerprints."""
+    """An index's similarity modes, opened lazily: finished rows (memory-mapped) and finishes."""
 
     def __init__(self, index: CollectionIndex, spec: SimilaritySpec):
         self.index, self.spec = index, spec
         self._rows: dict[str, np.ndarray] = {}
         self._finish: dict[str, Finish] = {}
-        self._prints: np.ndarray | None = None
 
     @classmethod
     def open(cls, index: CollectionIndex) -> SimilarityStore:
@@ -191,9 +178,8 @@ class SimilarityStore:
         return self._finish[mode]
 
     def prints(self) -> np.ndarray:
-        if self._prints is None:
-            self._prints = open_array(prints_file(self.index.path), "prints")
-        return self._prints
+        """The fingerprints that find near-duplicates: the composition rows."""
+        return self.rows("composition")
 
     def query_rows(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A new painting's finished rows from its raw vectors (:func:`painting_vectors`)."""
@@ -219,7 +205,7 @@ class SimilarityStore:
                reasons: int = 3) -> Found:
         """The *k* paintings closest to *query* (finished rows per mode) by *mode* (a name, a mix like
         ``"content:0.5,style:0.5"``, or {mode: weight}); near-duplicates grouped, copies of the query (by
-        *query_print*, a raw grid, or the stored fingerprint of an excluded id) set apart."""
+        *query_print*, default the query's composition row) set apart."""
         weights = parse_mode(mode) if isinstance(mode, str) else parse_mode(
             ",".join(f"{m}:{w}" for m, w in mode.items()))
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
@@ -233,8 +219,8 @@ class SimilarityStore:
             per_mode[m] = exact_scores(self.rows(m), query[m])
             total += np.float32(w) * per_mode[m]
         prints = self.prints()
-        if query_print is None and exclude:
-            query_print = np.asarray(prints[int(exclude[0])], np.float32)
+        if query_print is None:
+            query_print = np.asarray(query["composition"], np.float32)
         candidates = best(total, k + EXTRA, exclude)
         same, groups = group_duplicates(candidates, lambda i: np.asarray(prints[i], np.float32), query_print,
                                         DUPLICATE_COSINE)

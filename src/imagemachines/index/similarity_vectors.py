@@ -1,12 +1,13 @@
-"""Similarity modes: what makes two paintings alike — subject (content), manner (style), arrangement (composition).
+"""Similarity modes: what makes two paintings alike — subject (content), manner (style), arrangement
+(composition).
 
 Each mode turns a painting's activations into one vector; two paintings are as similar as the cosine of their
 vectors. Per painting the index stores a *raw* vector per mode (computed in the same single pass as
-everything else, float16); the collection then *finishes* them (centres and scales every value by the
-collection's mean and spread, normalises) into the unit rows that the search multiplies with.
+everything else, float16); the collection then *finishes* them (style and composition: centres and scales
+every value by the collection's mean and spread; then normalises) into the unit rows that the search multiplies with.
 
 - ``content``: the spatial mean of every unit of the deepest block with a map (``features.18`` for
-  MobileNetV2; the network's penultimate features), centred on the collection's mean. What is in the painting.
+  MobileNetV2; the network's penultimate features), as the network gives it. What is in the painting.
 - ``style``: Gatys et al.'s style representation (*A Neural Algorithm of Artistic Style*, 2015 / CVPR 2016):
   second-order statistics of earlier layers, where position no longer counts. Per style layer, the covariance
   of its channels over all positions (a Gram matrix with the channel means removed), of at most
@@ -15,8 +16,8 @@ collection's mean and spread, normalises) into the unit rows that the search mul
   unit length, the layers weighted equally. Brushwork, palette and manner count more than subject.
 - ``composition``: where things are. The composition layer pooled on a ``grid`` × ``grid`` grid (adaptive
   average), each unit's grid minus its own mean over the grid (so *what* the painting shows drops out and
-  *where* it is stays), standardised over the collection. The raw grid (before the mean is taken off) also
-  finds near-duplicates: the same painting from two sources gives nearly the same grid.
+  *where* it is stays), standardised over the collection. It also finds near-duplicates: the same painting
+  photographed twice is arranged alike far more closely than two different paintings.
 
 Layers are chosen per network by :func:`similarity_spec`: the network's top-level blocks fall into stages of
 one resolution; the style layers are the last block of every stage but the deepest (MobileNetV2:
@@ -40,7 +41,7 @@ from imagemachines.errors import UserError
 MODES = ("content", "style", "composition")
 STYLE_CHANNELS = 32  # channels whose covariance a style layer keeps (528 values)
 GRID = 4  # the composition grid's side
-DUPLICATE_COSINE = 0.8  # raw composition grids at least this close: the same painting (see docs/explain.md)
+DUPLICATE_COSINE = 0.65  # composition rows at least this close: the same painting (see docs/explain.md)
 
 
 @dataclass(frozen=True)
@@ -203,15 +204,17 @@ class Finish:
                    tuple(int(b) for b in t[f"{prefix}blocks"]), int(t[f"{prefix}arrange"][0]))
 
 
-def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arrange: int = 0,
+def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arrange: int = 0, centre: bool = True,
                step: int = 4096) -> Finish:
     """The collection's :class:`Finish` for [n, D] *raw* rows (a memory map is read *step* rows at a time, in
-    order, so the sums do not depend on anything but the rows): the mean of every value, and with
-    *standardise* its standard deviation (values that never vary get scale 1, so they become 0)."""
+    order, so the sums do not depend on anything but the rows): with *centre* the mean of every value, with
+    *standardise* also its standard deviation (values that never vary get scale 1, so they become 0)."""
     n, width = raw.shape
     if sum(blocks) != width:
         raise ValueError(f"blocks {list(blocks)} do not add up to {width} values")
     plain = Finish(np.zeros(width, np.float32), np.ones(width, np.float32), tuple(blocks), arrange)
+    if not centre and not standardise:
+        return plain
     total, total_sq = np.zeros(width), np.zeros(width)
     for s in range(0, n, step):
         x = plain.transform(raw[s:s + step]).astype(np.float64)
@@ -227,8 +230,8 @@ def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arr
 
 def finish_options(mode: str, width: int, spec: SimilaritySpec) -> dict:
     """How *mode* is finished: its blocks, whether it is standardised, and the arrangement grid (0: none)."""
-    if mode == "content":  # centred only: the network's own scale of units is kept
-        return {"blocks": [width], "standardise": False, "arrange": 0}
+    if mode == "content":  # as the network gives them (centring measured no better, see docs/explain.md)
+        return {"blocks": [width], "standardise": False, "arrange": 0, "centre": False}
     if mode == "style":
         return {"blocks": spec.style_sizes(), "standardise": True, "arrange": 0}
     if mode == "composition":
