@@ -153,3 +153,31 @@ def test_drop_a_file_on_the_page_to_explain_it(browser, site, index):
     assert page.inner_text("#pv-title") == "Your painting"
     assert page.is_hidden("#dropzone")
     assert errors == []
+
+
+def test_the_mode_switch_beside_the_similar_paintings(browser, site, index):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = watch(page)
+    page.goto(f"{site}/#{VIEW}&layer={layer_of(index)}&image=3&index={index.path.name}")
+    page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
+    assert page.input_value("#pv-sim") == "content" and "sim=" not in page.url
+    assert "what they show" in page.inner_text("#pv-sim-note")
+    by_content = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
+    page.select_option("#pv-sim", "style")
+    page.wait_for_function("document.getElementById('pv-sim-note').textContent.includes('how they are painted')")
+    page.wait_for_selector("#pv-similar .ex-card .pv-why")
+    assert "sim=style" in page.url
+    assert "statistics" in page.inner_text("#pv-similar")  # style says which layers match, not units
+    by_style = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
+    assert by_style != by_content
+    page.select_option("#pv-sim", "composition")
+    page.wait_for_selector("#pv-similar a.pv-why")  # composition: units, linked
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "collection-similar-modes.png"))
+    page.click("#pv-similar a.pv-why")  # a reason opens its unit
+    page.wait_for_selector("#painting", state="hidden")
+    assert "unit=" in page.url
+    page.go_back()
+    page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
+    assert page.input_value("#pv-sim") == "composition"  # the deep link keeps the mode
+    assert errors == []
