@@ -167,7 +167,8 @@ def test_the_mode_switch_beside_the_similar_paintings(browser, site, index):
     page.wait_for_function("document.getElementById('pv-sim-note').textContent.includes('how they are painted')")
     page.wait_for_selector("#pv-similar .ex-card .pv-why")
     assert "sim=style" in page.url
-    assert "statistics" in page.inner_text("#pv-similar")  # style says which layers match, not units
+    why = page.query_selector("#pv-similar .pv-why")  # style says which layers match, not units
+    assert "statistics of" in why.get_attribute("title") and why.evaluate("e => e.tagName") == "SPAN"
     by_style = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
     assert by_style != by_content
     page.select_option("#pv-sim", "composition")

@@ -272,9 +272,12 @@ function similarCard(s, body) {
 
 function reasonLink(r, body) {
   const share = `${Math.round(100 * r.share)} %`;
-  if (r.channel === null) return el("span", { className: "pv-why", textContent: `${r.layer} statistics ${share}` });
-  const a = el("a", { className: "pv-why", href: "#", textContent: `${r.layer}:${r.channel} ${share}`,
-    title: `Open unit ${r.channel} of ${r.layer}` });
+  if (r.channel === null) {
+    return el("span", { className: "pv-why", textContent: `${r.layer} · ${share}`,
+      title: `The statistics of ${r.layer} match: ${share} of the style similarity` });
+  }
+  const a = el("a", { className: "pv-why", href: "#", textContent: `unit ${r.channel} · ${share}`,
+    title: `${r.layer} unit ${r.channel}: ${share} of the ${r.mode} similarity. Open it` });
   a.addEventListener("click", (e) => {
     e.preventDefault(); e.stopPropagation();
     go({ layer: r.layer, unit: r.channel, image: null, upload: null, index: body.index });
