@@ -128,7 +128,7 @@ def test_class_and_unit_with_an_index_also_show_the_similar_paintings_and_their_
         result = invoke("planted", red_file, *args, "--index", index.path, "--similar", 3, "--out", out)
         assert result.exit_code == 0, result.output
         doc = json.loads((out / "explain.json").read_text())
-        assert doc["lookup"] is None and doc["similar_layer"] == "features.2" and len(doc["similar"]) == 3
+        assert doc["lookup"] is None and doc["similar_basis"] == "content at features.2" and len(doc["similar"]) == 3
         assert all((out / s["thumb"]).is_file() for s in doc["similar"])
-        assert "similar paintings in features.2:" in result.output
-        assert "activations of <b>features.2</b>" in (out / "explain.html").read_text()
+        assert "similar paintings by content at features.2:" in result.output
+        assert "Similar by <b>content at features.2</b>" in (out / "explain.html").read_text()

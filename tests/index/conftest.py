@@ -113,6 +113,12 @@ def snapshot(idx) -> dict:
             snap["stats"][(layer, c)] = (s.count, s.mean, s.std, s.min, s.max, *s.quantiles.values())
         pooled = idx.pooled(layer)
         snap["pooled"][layer] = None if pooled is None else np.asarray(pooled).tobytes()
+    if "similarity" in idx.manifest:  # the modes' finished rows and their finishes, exactly
+        sim = idx.similarity()
+        for mode in ("content", "style", "composition"):
+            f = sim.finish(mode)
+            snap["pooled"][f"similar/{mode}"] = (np.asarray(sim.rows(mode)).tobytes(), f.center.tobytes(),
+                                                 f.scale.tobytes(), f.blocks)
     return snap
 
 

@@ -71,8 +71,7 @@ def test_a_unit_shows_its_paintings_and_a_click_opens_one_with_its_units(browser
     src = page.get_attribute("#pv-img", "src")
     assert f"/images/{expected[0]}/overlay?" in src and f"layer={layer}" in src and "channel=1" in src
     page.wait_for_function("document.getElementById('pv-img').naturalWidth > 0")
-    ranked = page.eval_on_selector("#pv-layer", "s => s.value")  # the layer its units and neighbours are taken at
-    assert page.inner_text("#pv-similar-head") == f"Similar paintings in {ranked}"  # which layer, as the CLI says
+    assert "Compared by content at " in page.inner_text("#pv-sim-note")  # what they were compared by, as the CLI says
     assert page.inner_text("#pv-rank").startswith("ranked by their percentile in the collection")
     page.keyboard.press("ArrowRight")  # the next unit: the painting stays open with that unit's heatmap
     page.wait_for_function("location.hash.includes('unit=2')")
@@ -175,3 +174,32 @@ def test_the_web_writes_percentiles_by_the_same_rule_as_the_pages_and_the_cli(br
     web = page.evaluate(f"(values) => {{ {line} return values.map(percentileLabel); }}", values)
     page.close()
     assert web == [percentile_label(v) for v in values]
+
+
+def test_the_mode_switch_beside_the_similar_paintings(browser, site, index):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = watch(page)
+    page.goto(f"{site}/#{VIEW}&layer={layer_of(index)}&image=3&index={index.path.name}")
+    page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
+    assert page.input_value("#pv-sim") == "content" and "sim=" not in page.url
+    assert "what they show" in page.inner_text("#pv-sim-note")
+    by_content = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
+    page.select_option("#pv-sim", "style")
+    page.wait_for_function("document.getElementById('pv-sim-note').textContent.includes('how they are painted')")
+    page.wait_for_selector("#pv-similar .ex-card .pv-why")
+    assert "sim=style" in page.url
+    why = page.query_selector("#pv-similar .pv-why")  # style says which layers match, not units
+    assert "statistics of" in why.get_attribute("title") and why.evaluate("e => e.tagName") == "SPAN"
+    by_style = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
+    assert by_style != by_content
+    page.select_option("#pv-sim", "composition")
+    page.wait_for_selector("#pv-similar a.pv-why")  # composition: units, linked
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "collection-similar-modes.png"))
+    page.click("#pv-similar a.pv-why")  # a reason opens its unit
+    page.wait_for_selector("#painting", state="hidden")
+    assert "unit=" in page.url
+    page.go_back()
+    page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
+    assert page.input_value("#pv-sim") == "composition"  # the deep link keeps the mode
+    assert errors == []

@@ -28,6 +28,9 @@ def explain_command(
                                                      "model: percentiles and similar paintings."),
     k: int = typer.Option(12, "--k", help="Reverse lookup: units shown per ranking."),
     similar: int = typer.Option(12, help="Similar paintings shown (needs --index; with --unit and --class too)."),
+    mode: str = typer.Option("content", "--mode", help="Similar paintings by content (what is in it), style (how it "
+                                                       "is painted), composition (where things are), or a mix: "
+                                                       "content:0.5,style:0.5."),
     renders: int = typer.Option(None, help="Reverse lookup: units that get a render thumbnail (0: none; default "
                                            "12 on a GPU, 6 on a CPU)."),
     render_steps: int = typer.Option(None, help="Steps per render thumbnail (default 128 on a GPU, 48 on a CPU)."),
@@ -47,8 +50,10 @@ def explain_command(
     from imagemachines.explain.lookup import check_index_model, lookup_layer
     from imagemachines.explain.page import Options, find_in_index, write_explanation
     from imagemachines.explain.targets import parse_class, parse_unit
+    from imagemachines.index.similarity_vectors import parse_mode
     from imagemachines.models import load_model
 
+    parse_mode(mode)  # an unknown mode fails before anything loads
     painting = open_image(image)  # a missing or broken file fails before the model loads
     if baseline not in BASELINES:
         raise UserError(f"Unknown --baseline {baseline!r}: use {' or '.join(BASELINES)}.")
@@ -67,7 +72,7 @@ def explain_command(
     gpu = m.device.type != "cpu"
     options = Options(
         units=[parse_unit(m, u) for u in unit], classes=[parse_class(m, c) for c in class_], methods=methods,
-        cam_layer=cam_layer, ig_steps=ig_steps, baseline=baseline, layer=layer, k=k, similar=similar,
+        cam_layer=cam_layer, ig_steps=ig_steps, baseline=baseline, layer=layer, k=k, similar=similar, mode=mode,
         renders=renders if renders is not None else (12 if gpu else 6),
         render_steps=render_steps or (128 if gpu else 48), render_size=128 if gpu else 96,
     )
@@ -76,6 +81,8 @@ def explain_command(
         spatial_layer(m, cam_layer)
     if collection is not None:
         check_index_model(collection, m)
+        if parse_mode(mode) != {"content": 1.0}:
+            collection.similarity()  # an index made before the modes says how to add them
     if options.lookup or collection is not None:  # with an index, every explanation has similar paintings
         lookup_layer(m, layer, collection)
     in_collection = find_in_index(collection, image) if collection is not None else None
@@ -109,7 +116,7 @@ def explain_command(
         if lk["note"]:
             console.print(f"[yellow]note:[/] {lk['note']}")
     if doc["similar"]:
-        console.print(f"similar paintings in {doc['similar_layer']}: "
+        console.print(f"similar paintings by {doc['similar_basis']}: "
                       + ", ".join(f"{s['path']} ({s['score']:.2f})" for s in doc["similar"][:5]))
     console.print(f"page: {target / 'explain.html'}")
 

@@ -9,7 +9,9 @@ Units are ranked where their values do not saturate: for a block that closes wit
 (MobileNetV2's ``features.18`` ends in ReLU6, and 1,150 of its 1,280 units reach exactly 6 on some painting of
 the shared collection) the values are those of the tap before it (``features.18.1``), by the rule of
 :func:`imagemachines.models.clamps.ranking_layer`. Ties that remain are counted and reported (:class:`Tie`).
-Similar paintings are found in the layer asked for (the block's own output, as the network passes it on).
+Similar paintings: with an index that holds the similarity modes (``content``, ``style``, ``composition`` and
+mixes, :mod:`imagemachines.index.similarity_vectors`), by *mode*, each with why and with the same painting from
+other sources set apart; with an older index, by content in the layer asked for (its pooled activations).
 """
 
 from __future__ import annotations
@@ -75,6 +77,10 @@ class Explanation:
     units: list[UnitHit]
     by_percentile: list[UnitHit] = field(default_factory=list)
     similar: list[tuple[int, float]] = field(default_factory=list)
+    neighbours: list = field(default_factory=list)  # index.neighbours.Neighbour: score per mode, why, copies
+    same_painting: list[int] = field(default_factory=list)  # copies of this painting in the collection
+    mode: dict[str, float] = field(default_factory=lambda: {"content": 1.0})
+    similar_basis: str = ""  # what the similar paintings were compared by: "content at features.18", …
     maps: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # channel → (h, w) map at ranked_at
     pooled: np.ndarray | None = field(default=None, repr=False)  # [channels] spatial means of *layer*
     index: str | None = None  # the index directory, when one was used
@@ -94,7 +100,10 @@ class Explanation:
                 "ties": [t.as_dict() for t in self.ties], "note": self.note,
                 "units": [h.as_dict() for h in self.units],
                 "by_percentile": [h.as_dict() for h in self.by_percentile],
-                "similar": [{"image_id": int(i), "score": float(s)} for i, s in self.similar]}
+                "similar": [n.as_dict() for n in self.neighbours] if self.neighbours else
+                [{"image_id": int(i), "score": float(s)} for i, s in self.similar],
+                "similar_mode": dict(self.mode), "similar_basis": self.similar_basis,
+                "same_painting": list(self.same_painting)}
 
 
 def check_index_model(index: CollectionIndex, model: LoadedModel) -> None:
@@ -151,18 +160,21 @@ def ties(ranking: str, values: np.ndarray, shown: list[int]) -> list[Tie]:
 
 def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None = None,
                   index: CollectionIndex | None = None, k: int = 12, similar: int = 12,
-                  exclude: int | None = None) -> Explanation:
+                  exclude: int | None = None, mode: str = "content") -> Explanation:
     """The *k* units of *layer* that *image* drives most, with their maps; with *index*, also the *k* with the
-    highest percentile in the collection and the *similar* closest paintings (*exclude*: an image id to leave
-    out, e.g. the painting itself when it is in the collection; its copies in the collection go too).
+    highest percentile in the collection and the *similar* closest paintings by :func:`similar_paintings` (*mode*:
+    ``content``, ``style``, ``composition`` or a mix like ``content:0.5,style:0.5``; *exclude*: an image id to
+    leave out, e.g. the painting itself when it is in the collection; its copies in the collection go too).
 
     Values come from :func:`~imagemachines.models.clamps.ranking_layer` (the tap before a closing ReLU6 …), with
     an index only when it holds that tap (else from *layer*, with a note). Ties: by value, the larger mean over
     the painting first; by percentile, the value's distance from the unit's collection mean in standard
     deviations. Ties that remain among the units shown are listed in ``ties``.
     """
+    from imagemachines.index.similarity_vectors import parse_mode
     from imagemachines.models.clamps import closing_clamp, ranking_layer
 
+    weights = parse_mode(mode)
     if k < 1:
         raise UserError("k must be at least 1.")
     if similar < 0:
@@ -191,7 +203,7 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
 
     percentiles: np.ndarray | None = None
     by_percentile: list[UnitHit] = []
-    found: list[tuple[int, float]] = []
+    found = None
     tied: list[Tie] = []
     if index is not None:
         if index.channels(ranked) != channels:
@@ -203,26 +215,56 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
         order = np.lexsort((-z, -percentiles))[:k]
         by_percentile = [hit(int(c), float(percentiles[c])) for c in order]
         tied += ties("percentile", percentiles, [int(c) for c in order])
-        if similar and index.pooled(layer) is not None:
-            found = index.similar(layer, pooled, k=similar, exclude=exclude)
+        if similar:
+            found = _similar(model, image, index, weights, layer, pooled, similar, exclude)
     top = np.lexsort((-means, -maxima.numpy()))[:k].tolist()
     units = [hit(c, None if percentiles is None else float(percentiles[c])) for c in top]
     tied = ties("value", maxima.numpy(), top) + tied
-    explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile, found, pooled=pooled,
+    explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile,
+                              [] if found is None else [(n.image_id, n.score) for n in found.neighbours],
+                              [] if found is None else found.neighbours,
+                              [] if found is None else found.same_painting, weights,
+                              "" if found is None else found.basis, pooled=pooled,
                               index=None if index is None else str(index.path), ranked_at=ranked,
                               clamp=clamp if ranked != layer else None, ties=tied, note=note)
     explanation.maps = {h.channel: acts[ranked][h.channel].numpy() for h in explanation.hits()}
     return explanation
 
 
-def similar_paintings(model: LoadedModel, image: Image.Image, index: CollectionIndex, *, layer: str | None = None,
-                      k: int = 12, exclude: int | None = None) -> tuple[str, list[tuple[int, float]]]:
-    """(the layer, the *k* paintings of *index* closest to *image* there): cosine similarity of the spatially
-    averaged activations, in *layer* or the reverse lookup's default layer — the same paintings
-    :func:`explain_image` finds."""
+def similar_paintings(model: LoadedModel, image: Image.Image, index: CollectionIndex, *, mode: str = "content",
+                      layer: str | None = None, k: int = 12, exclude: int | None = None):
+    """The *k* paintings of *index* closest to *image* — the same ones :func:`explain_image` finds — as a
+    :class:`~imagemachines.index.similarity_store.Found` (neighbours with why and copies, the painting's own
+    copies, and ``basis``: what they were compared by).
+
+    With the index's similarity modes: by *mode* (a painting of the collection, *exclude*, by its stored rows;
+    any other by its own vectors, computed as the index computes them). An index made before the modes can only
+    compare content: the pooled activations of *layer* (or the reverse lookup's default layer)."""
+    from imagemachines.index.similarity_vectors import parse_mode
+
     check_index_model(index, model)
+    weights = parse_mode(mode)
     layer = lookup_layer(model, layer, index)
+    pooled = None if "similarity" in index.manifest else \
+        activations(model, image, [layer])[layer].flatten(1).mean(dim=1).numpy()
+    return _similar(model, image, index, weights, layer, pooled, k, exclude)
+
+
+def _similar(model: LoadedModel, image: Image.Image, index: CollectionIndex, weights: dict[str, float], layer: str,
+             pooled: np.ndarray | None, k: int, exclude: int | None):
+    from imagemachines.index.neighbours import Neighbour
+    from imagemachines.index.similarity_store import Found, painting_vectors
+
+    if "similarity" in index.manifest:
+        store = index.similarity()
+        query = store.stored_rows(exclude) if exclude is not None else \
+            store.query_rows(painting_vectors(model, image, store.spec))
+        found = store.search(query, weights, k, exclude=[] if exclude is None else [exclude])
+        found.basis = store.basis(weights)
+        return found
+    if weights != {"content": 1.0}:
+        index.similarity()  # an index made before the modes: says how to add them
     if not k or index.pooled(layer) is None:
-        return layer, []
-    pooled = activations(model, image, [layer])[layer].flatten(1).mean(dim=1).numpy()
-    return layer, index.similar(layer, pooled, k=k, exclude=exclude)
+        return Found(weights, [], [], basis=f"content at {layer}")
+    hits = index.similar(layer, pooled, k=k, exclude=exclude)
+    return Found(weights, [Neighbour(i, s, {"content": s}) for i, s in hits], [], basis=f"content at {layer}")

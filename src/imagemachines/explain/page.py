@@ -47,6 +47,7 @@ class Options:
     layer: str | None = None  # reverse lookup
     k: int = 12
     similar: int = 12
+    mode: str = "content"  # similarity mode of the similar paintings (or a mix, "content:0.5,style:0.5")
     renders: int = 12  # units of the reverse lookup that get a render thumbnail (0: none)
     render_size: int = 96
     render_steps: int = 64
@@ -127,7 +128,8 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     doc: dict = {"model": model.name, "weights_id": model.weights_id, "image": image_name,
                  "size": list(image.size), "painting": "painting.jpg", "html": "explain.html",
                  "index": None if index is None else str(index.path), "in_collection": in_collection,
-                 "units": [], "classes": [], "lookup": None, "similar_layer": None, "similar": []}
+                 "units": [], "classes": [], "lookup": None, "similar_basis": None, "similar_mode": None,
+                 "similarity_spec": None, "similar": [], "same_painting": []}
     with_similar = index is not None and options.similar > 0
     steps = (len(options.units) + len(options.classes) * len(options.methods) + (1 if options.lookup else 0)
              + (1 if with_similar and not options.lookup else 0))
@@ -161,19 +163,22 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     if options.lookup:
         bar.set_postfix_str("reverse lookup")
         explanation = explain_image(model, image, layer=options.layer, index=index, k=options.k,
-                                    similar=options.similar, exclude=in_collection)
+                                    similar=options.similar, exclude=in_collection, mode=options.mode)
         doc["lookup"] = _write_lookup(model, explanation, display, out, options, index, heat_overlay)
         bar.update(1)
-        found, similar_layer = explanation.similar, explanation.layer
-    elif with_similar:  # --unit / --class with an index: the similar paintings too, in the default lookup layer
+        neighbours, same, mode, basis = (explanation.neighbours, explanation.same_painting, explanation.mode,
+                                         explanation.similar_basis)
+    elif with_similar:  # --unit / --class with an index: the same similar paintings as the reverse lookup's
         bar.set_postfix_str("similar paintings")
-        similar_layer, found = similar_paintings(model, image, index, layer=options.layer, k=options.similar,
-                                                 exclude=in_collection)
+        found = similar_paintings(model, image, index, mode=options.mode, layer=options.layer, k=options.similar,
+                                  exclude=in_collection)
+        neighbours, same, mode, basis = found.neighbours, found.same_painting, found.mode, found.basis
         bar.update(1)
     if with_similar:
-        doc["similar_layer"] = similar_layer
-        doc["similar"] = [_similar(index, image_id, score, rank, out)
-                          for rank, (image_id, score) in enumerate(found, 1)]
+        doc["similar_basis"], doc["similar_mode"] = basis, dict(mode)
+        doc["similarity_spec"] = index.manifest.get("similarity")
+        doc["similar"] = [_similar(index, n.image_id, n.score, rank, out, n) for rank, n in enumerate(neighbours, 1)]
+        doc["same_painting"] = [_similar(index, i, 1.0, 0, out) for i in same]
     bar.close()
     atomic_write(out / "explain.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8"))
     write_html(out / "explain.html", "explain.html", title=f"{image_name} — {model.name}", doc=doc,
@@ -211,7 +216,8 @@ def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out:
     for channel, name in _renders(model, e, out, options).items():
         files[channel]["render"] = name
     doc = e.to_json()
-    del doc["similar"]  # the document's own "similar" section holds them, with thumbnails and metadata
+    for key in ("similar", "similar_mode", "similar_basis", "same_painting"):
+        del doc[key]  # the document's own "similar" section holds them, with thumbnails and metadata
     doc["render_layer"] = render_layer(model, e.layer) if options.renders > 0 else None
     doc["units"] = [_hit_json(h, index, e.ranked_at, **files[h.channel]) for h in e.units]
     doc["by_percentile"] = [_hit_json(h, index, e.ranked_at, **files[h.channel]) for h in e.by_percentile]
@@ -253,11 +259,15 @@ def render_layer(model: LoadedModel, layer: str) -> str:
     return found[0] if found else layer
 
 
-def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path) -> dict:
+def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path, neighbour=None) -> dict:
     info = index.image(image_id)
     entry = {"rank": rank, "image_id": image_id, "score": score, "path": info.path, "meta": dict(info.meta),
              "links": {k: v for k, v in info.meta.items()
                        if LINK_COLUMNS.search(k) and v.startswith(("http://", "https://"))}}
+    if neighbour is not None:  # why it is close (units link to their examples page's command), its copies
+        entry["scores"] = dict(neighbour.scores)
+        entry["reasons"] = [r.as_dict() for r in neighbour.reasons]
+        entry["copies"] = [index.image(c).path for c in neighbour.copies]
     path = index.image_file(image_id)  # OutsideImageFolder for a row that would read outside: refused
     try:
         with Image.open(path) as im:
@@ -265,7 +275,7 @@ def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out
     except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
         entry["unreadable"] = f"{type(exc).__name__}: {exc}"
         return entry
-    name = f"similar/{rank:02d}-{image_id}.jpg"
+    name = f"similar/{rank:02d}-{image_id}.jpg" if rank else f"similar/copy-{image_id}.jpg"
     _save_jpeg(thumb, out / name)
     entry["thumb"] = name
     return entry

@@ -71,9 +71,23 @@ def default_out(image_dir: Path, model: LoadedModel) -> Path:
     return image_dir.parent / "index" / f"{image_dir.name}-{slug}"
 
 
-def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool) -> dict:
+def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool, similarity) -> dict:
     return {"format": FORMAT, "weights_id": model.weights_id, "image_root": str(Path(image_dir).resolve()),
-            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled}
+            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled,
+            "similarity": similarity.as_dict() if similarity is not None else None}
+
+
+def _similarity(model: LoadedModel, pooled: bool):
+    """The similarity modes' layers (:func:`~imagemachines.index.similarity_vectors.model_spec`); None without
+    pooled activations or for a network without a convolutional block."""
+    from imagemachines.index.similarity_vectors import model_spec
+
+    if not pooled:
+        return None
+    try:
+        return model_spec(model)
+    except UserError:
+        return None
 
 
 def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
@@ -84,7 +98,7 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
     if rebuild and db.exists():
         for name in (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
             (out / name).unlink(missing_ok=True)
-        for folder in ("chunks", "layers", "pooled"):
+        for folder in ("chunks", "layers", "pooled", "similar"):
             shutil.rmtree(out / folder, ignore_errors=True)
     if out.is_dir() and any(out.iterdir()) and not db.exists():
         raise UserError(f"--out {out} is a folder that holds other files, not an index. Give an empty or new "
@@ -98,6 +112,14 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
                 conn.execute("INSERT INTO settings (name, value) VALUES ('build', ?)", (json.dumps(settings),))
             return
         old = json.loads(row[0])
+        if "similarity" not in old and settings["similarity"] is not None:
+            # an index made before the similarity modes: every chunk is computed again (one pass) to add them
+            old["similarity"] = settings["similarity"]
+            if all(old.get(key) == settings[key] for key in settings):
+                with conn:
+                    conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
+                    conn.execute("UPDATE chunks SET state = 'planned'")
+                return
         diff = [f"{key}: {old.get(key)!r} → {settings[key]!r}" for key in settings if old.get(key) != settings[key]]
         if diff:
             raise UserError(f"The index in {out} was built with other settings ({'; '.join(diff)}). Give another "
@@ -144,7 +166,8 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
     names = choose_layers(model, layers)
     shapes = {n: model.layer(n) for n in names}
     out = Path(out) if out is not None else default_out(image_dir, model)
-    settings = _settings(model, image_dir, names, k, pooled)
+    similarity = _similarity(model, pooled)
+    settings = _settings(model, image_dir, names, k, pooled, similarity)
     dist = distributed.from_env()
     device = distributed.setup(dist, model.device)
     if device != model.device:
@@ -155,7 +178,7 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
             _prepare_dir(out, settings, rebuild)
         distributed.barrier(dist)
         return _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers,
-                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None)
+                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None, similarity)
     finally:
         distributed.teardown(dist)
 
@@ -183,7 +206,7 @@ def _only(files: list, image_dir: Path, images: Sequence[Path | str]) -> list:
 
 
 def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers, chunk_size,
-           rehash, model_ref, weights, dist, files) -> Path:
+           rehash, model_ref, weights, dist, files, similarity=None) -> Path:
     from tqdm.auto import tqdm
 
     from imagemachines.index.merge import HIST_BINS, QUANTILES, merge_all
@@ -224,14 +247,14 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
         with tqdm(total=todo, desc=f"indexing {image_dir.name}", unit="img", dynamic_ncols=True,
                   disable=not progress or not dist.main or todo == 0) as bar:
             run_chunks(model, image_dir, out, conn, mine, channels, k, pooled=pooled, batch_size=bs,
-                       workers=nworkers, on_batch=bar.update)
+                       workers=nworkers, on_batch=bar.update, similarity=similarity)
         distributed.barrier(dist)
         if dist.main:
             left = conn.execute("SELECT COUNT(*) FROM chunks WHERE state = 'planned'").fetchone()[0]
             if left:
                 raise UserError(f"{left} chunks of images were not finished; run the same command again to "
                                 "complete the index.")
-            n = merge_all(out, conn, channels, k, pooled)
+            n = merge_all(out, conn, channels, k, pooled, similarity=similarity)
             bad = conn.execute("SELECT path, error FROM images WHERE status = 'bad' ORDER BY path").fetchall()
             copies = [[path for _, path in group] for group in duplicate_groups(conn)]
             now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -245,6 +268,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                 "layers": channels,
                 "layer_shapes": {nm: [shapes[nm].channels, shapes[nm].height, shapes[nm].width] for nm in names},
                 "k": k, "pooled": pooled, "n_images": n, "n_unreadable": len(bad),
+                **({"similarity": similarity.as_dict()} if similarity is not None else {}),
                 "unreadable": [list(b) for b in bad[:200]],
                 "n_duplicates": sum(len(g) - 1 for g in copies), "duplicates": copies[:200],
                 "metadata_columns": meta_columns, "metadata_files": meta_files,

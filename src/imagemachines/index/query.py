@@ -230,6 +230,16 @@ class CollectionIndex:
             raise IndexError_(f"{f} is missing; rebuild the index.")
         return open_array(f, "pooled")
 
+    def similarity(self):
+        """The similarity modes (:class:`~imagemachines.index.similarity_store.SimilarityStore`: content, style,
+        composition; search, why, near-duplicates); a clear UserError for an index made before them."""
+        with self._lock:
+            if getattr(self, "_similarity", None) is None:
+                from imagemachines.index.similarity_store import SimilarityStore
+
+                self._similarity = SimilarityStore.open(self)
+            return self._similarity
+
     def similar(self, layer: str, vector: np.ndarray, k: int = 10, exclude: int | None = None
                 ) -> list[tuple[int, float]]:
         """The images whose pooled activations of *layer* are closest to *vector* (cosine), best first; each

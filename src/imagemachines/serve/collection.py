@@ -180,7 +180,7 @@ class Workbench:
         return self.maps.get_or_make(("maps", model.name, *key, layer), make)
 
     def explain(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, index, n_similar: int,
-                exclude: int | None = None):
+                exclude: int | None = None, mode: str = "content"):
         """``explain_image`` of *image* at *layer* (every unit ranked), on the private model copy (cached)."""
         from imagemachines.explain import explain_image
 
@@ -188,10 +188,10 @@ class Workbench:
             private, lock = self.worker(model)
             with lock:
                 return explain_image(private, image, layer=layer, index=index, k=model.layer(layer).channels,
-                                     similar=n_similar, exclude=exclude)
+                                     similar=n_similar, exclude=exclude, mode=mode)
 
         where = str(index.path) if index is not None else None
-        return self.explanations.get_or_make(("explain", model.name, *key, layer, where, n_similar), make)
+        return self.explanations.get_or_make(("explain", model.name, *key, layer, where, n_similar, mode), make)
 
     def overlay(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, channel: int, size: int,
                 vmax: float | None) -> bytes:
