@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
+from imagemachines.csvfiles import dict_writer, restore
 from imagemachines.errors import UserError, did_you_mean
 from imagemachines.fileio import link_file
 from imagemachines.train.splitting import SPLITS, check_fractions, limit_per_class, split_grouped
@@ -183,7 +184,7 @@ def _made_files(out: Path) -> set[str] | None:
     try:
         settings = json.loads((out / SETTINGS).read_text(encoding="utf-8"))
         with open(out / LIST, newline="", encoding="utf-8") as f:
-            paths = {row["path"] for row in csv.DictReader(f)}
+            paths = {restore(row["path"]) for row in csv.DictReader(f)}
     except (OSError, ValueError, KeyError, csv.Error):
         return None
     if not isinstance(settings, dict) or settings.get("made_by") != MADE_BY:
@@ -376,7 +377,7 @@ def _write(folder: Path, out: Path, images: dict[str, _Image], assignment: dict[
             for cls in report.counts:
                 (tmp / side / cls).mkdir(parents=True, exist_ok=True)
         with open(tmp / LIST, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=[*ours, *meta_names.values()])
+            writer = dict_writer(f, [*ours, *meta_names.values()])
             writer.writeheader()
             writer.writerows(records)
         settings = {**settings, "links": dict(report.links), "counts": {c: dict(n) for c, n in report.counts.items()},
