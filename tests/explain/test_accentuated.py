@@ -7,7 +7,7 @@ import json
 
 from PIL import Image
 
-from imagemachines.explain.page import Options, write_explanation
+from imagemachines.explain.page import Options, render_layer, write_explanation
 from imagemachines.vis import read_recipe
 from tests.explain.planted import RED, painting
 
@@ -19,11 +19,13 @@ def test_the_top_units_get_the_painting_accentuated_for_them(planted, tmp_path):
     lk = doc["lookup"]
     accented = [h for h in lk["units"] if "accentuated" in h]
     assert [h["channel"] for h in accented] == [h["channel"] for h in lk["units"][:2]] and lk["accentuated"] == 2
+    at = render_layer(planted, lk["layer"])  # the conv before the block's closing ReLU, as the renders: a unit
+    assert at != lk["layer"]                 # at its bound still has a gradient there
     for h in accented:
         path = tmp_path / h["accentuated"]
         assert Image.open(path).size == (48, 32)  # the painting's aspect, at the asked size
         recipe = read_recipe(path)
-        assert recipe["method"] == "accentuate" and recipe["unit"] == f"{lk['layer']}:{h['channel']}"
+        assert recipe["method"] == "accentuate" and recipe["unit"] == f"{at}:{h['channel']}"
         assert h["accent_gain"] == recipe["accentuation"]["gain"]
     assert "accentuated" not in lk["units"][2]
     html = (tmp_path / "explain.html").read_text()

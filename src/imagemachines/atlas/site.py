@@ -52,7 +52,8 @@ def write_site(state: AtlasState, model: LoadedModel, settings, *, index=None, p
                        "strip": [{"channel": c, "thumb": f"{layer}/{imgs[0]['file']}"}
                                  for c, imgs in list(channels.items())[:STRIP]]})
     write_html(state.root / "index.html", "atlas_model.html", title=f"{name}: atlas", model=name,
-               weights=model.weights_id, layers=layers, version=__version__)
+               weights=model.weights_id, layers=layers, version=__version__,
+               map_page="map/map.html" if getattr(settings, "map", False) else None)
     bar = tqdm(total=sum(len(c) for c in units.values()), unit="page", desc="pages", disable=not progress)
     for layer, channels in units.items():
         info = next(x for x in layers if x["name"] == layer)
