@@ -1,7 +1,8 @@
 """Reverse lookup: the units of a layer that one painting drives most, and the collection's closest paintings.
 
-A unit's value for a painting is the spatial maximum of its activation map, as the index records it, so a
-painting and the collection are on one scale: with an index, each unit also gets its percentile among the
+A unit's value for a painting is the maximum of its activation map taken as the index takes it (its ranking:
+over the interior of the map by default, :mod:`imagemachines.index.peaks`), so a painting and the collection are
+on one scale: with an index, each unit also gets its percentile among the
 collection's maxima, and the painting's spatially pooled activation (the mean, as indexed) finds its nearest
 neighbours by cosine similarity.
 """
@@ -17,6 +18,7 @@ from PIL import Image
 
 from imagemachines.attribution.inputs import model_input, spatial_layer
 from imagemachines.errors import UserError
+from imagemachines.index.peaks import DEFAULT_RANKING, LEGACY_RANKING, network_input, painting_cells, peaks
 from imagemachines.models.loaded import LoadedModel
 
 if TYPE_CHECKING:
@@ -93,11 +95,14 @@ def lookup_layer(model: LoadedModel, layer: str | None, index: CollectionIndex |
     return preferred if preferred in indexed else max(indexed, key=list(infos).index)
 
 
-def layer_activations(model: LoadedModel, image: Image.Image, layer: str) -> torch.Tensor:
-    """The painting's activations at *layer*: [channels, h, w] (1×1 maps for vector layers), on the CPU."""
-    x = model_input(model, image)
+def layer_activations(model: LoadedModel, image: Image.Image, layer: str, ranking: str = LEGACY_RANKING
+                      ) -> torch.Tensor:
+    """The painting's activations at *layer*: [channels, h, w] (1×1 maps for vector layers), on the CPU, over the
+    cells that cover the painting under *ranking*."""
+    x = network_input(model.normalize(model_input(model, image)), ranking)
+    info = model.layer(layer)
     with torch.inference_mode():
-        a = model.tap([layer])(model.normalize(x))[layer][0].float()
+        a = painting_cells(model.tap([layer])(x)[layer], ranking, (info.height, info.width))[0].float()
     return (a[:, None, None] if a.ndim == 1 else a).cpu()
 
 
@@ -114,11 +119,11 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
     if index is not None:
         check_index_model(index, model)
     layer = lookup_layer(model, layer, index)
-    acts = layer_activations(model, image, layer)
+    ranking = index.ranking if index is not None else DEFAULT_RANKING
+    acts = layer_activations(model, image, layer, ranking)
     channels, _h, w = acts.shape
-    flat = acts.flatten(1)
-    maxima, cells = flat.max(dim=1)
-    pooled = flat.mean(dim=1).numpy()
+    maxima, cells, _ = (t[0] for t in peaks(acts[None], ranking))
+    pooled = acts.flatten(1).mean(dim=1).numpy()
     k = min(k, channels)
 
     def hit(c: int, percentile: float | None) -> UnitHit:

@@ -19,6 +19,7 @@ from pathlib import Path
 from imagemachines import __version__
 from imagemachines.errors import UserError
 from imagemachines.index.metadata import find_subset_csv, read_metadata
+from imagemachines.index.peaks import DEFAULT_RANKING, LEGACY_RANKING, border_chance, check_ranking
 from imagemachines.index.scan import scan_folder
 from imagemachines.index.store import DATABASE, FORMAT, MANIFEST, connect, read_manifest, write_manifest
 from imagemachines.models.loaded import LoadedModel
@@ -65,9 +66,9 @@ def default_out(image_dir: Path, model: LoadedModel) -> Path:
     return image_dir.parent / "index" / f"{image_dir.name}-{slug}"
 
 
-def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool) -> dict:
+def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool, ranking: str) -> dict:
     return {"format": FORMAT, "weights_id": model.weights_id, "image_root": str(Path(image_dir).resolve()),
-            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled}
+            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled, "ranking": ranking}
 
 
 def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
@@ -78,7 +79,7 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
     if rebuild and db.exists():
         for name in (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
             (out / name).unlink(missing_ok=True)
-        for folder in ("chunks", "layers", "pooled"):
+        for folder in ("chunks", "layers", "maxima", "pooled"):
             shutil.rmtree(out / folder, ignore_errors=True)
     if out.is_dir() and any(out.iterdir()) and not db.exists():
         raise UserError(f"--out {out} is a folder that holds other files, not an index. Give an empty or new "
@@ -92,6 +93,8 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
                 conn.execute("INSERT INTO settings (name, value) VALUES ('build', ?)", (json.dumps(settings),))
             return
         old = json.loads(row[0])
+        if "ranking" not in old:  # made before rankings and border counts were recorded
+            old["ranking"] = f"{LEGACY_RANKING} (no border counts)"
         diff = [f"{key}: {old.get(key)!r} → {settings[key]!r}" for key in settings if old.get(key) != settings[key]]
         if diff:
             raise UserError(f"The index in {out} was built with other settings ({'; '.join(diff)}). Give another "
@@ -115,9 +118,13 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
                 layers: Sequence[str] | str | None = None, k: int = DEFAULT_K, pooled: bool = True,
                 metadata: Path | None = None, batch_size: int | None = None, progress: bool = True,
                 workers: int | None = None, chunk_size: int = DEFAULT_CHUNK, rebuild: bool = False,
-                rehash: bool = False, model_ref: str | None = None, weights: str | None = None) -> Path:
+                rehash: bool = False, model_ref: str | None = None, weights: str | None = None,
+                ranking: str = DEFAULT_RANKING) -> Path:
     """Index *image_dir* for *model*; returns the index directory (see the module doc). Incremental and
     resumable: run it again after adding, changing or removing images, or after an interruption.
+
+    *ranking* says where a unit's value on a painting is taken (:mod:`imagemachines.index.peaks`): ``interior``
+    (default), ``reflect`` or ``full``.
 
     *model_ref* / *weights* record how to load the model again (for ``examples``); by default the model's
     name. Under torchrun (``WORLD_SIZE`` > 1) the processes share the work and rank 0 writes the result.
@@ -130,11 +137,12 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
         raise UserError("--batch-size must be at least 1.")
     if chunk_size < 1:
         raise UserError("--chunk must be at least 1.")
+    check_ranking(ranking)
     image_dir = Path(image_dir)
     names = choose_layers(model, layers)
     shapes = {n: model.layer(n) for n in names}
     out = Path(out) if out is not None else default_out(image_dir, model)
-    settings = _settings(model, image_dir, names, k, pooled)
+    settings = _settings(model, image_dir, names, k, pooled, ranking)
     dist = distributed.from_env()
     device = distributed.setup(dist, model.device)
     if device != model.device:
@@ -145,13 +153,13 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
             _prepare_dir(out, settings, rebuild)
         distributed.barrier(dist)
         return _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers,
-                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None)
+                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None, ranking)
     finally:
         distributed.teardown(dist)
 
 
 def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers, chunk_size,
-           rehash, model_ref, weights, dist, files) -> Path:
+           rehash, model_ref, weights, dist, files, ranking) -> Path:
     from tqdm.auto import tqdm
 
     from imagemachines.index.merge import HIST_BINS, QUANTILES, merge_all
@@ -192,7 +200,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
         with tqdm(total=todo, desc=f"indexing {image_dir.name}", unit="img", dynamic_ncols=True,
                   disable=not progress or not dist.main or todo == 0) as bar:
             run_chunks(model, image_dir, out, conn, mine, channels, k, pooled=pooled, batch_size=bs,
-                       workers=nworkers, on_batch=bar.update)
+                       workers=nworkers, on_batch=bar.update, ranking=ranking)
         distributed.barrier(dist)
         if dist.main:
             left = conn.execute("SELECT COUNT(*) FROM chunks WHERE state = 'planned'").fetchone()[0]
@@ -211,7 +219,9 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                 "image_root": str(image_dir.resolve()), "image_size": model.input_size,
                 "layers": channels,
                 "layer_shapes": {nm: [shapes[nm].channels, shapes[nm].height, shapes[nm].width] for nm in names},
-                "k": k, "pooled": pooled, "n_images": n, "n_unreadable": len(bad),
+                "k": k, "pooled": pooled, "ranking": ranking,
+                "border_chance": {nm: border_chance(shapes[nm].height, shapes[nm].width) for nm in names},
+                "n_images": n, "n_unreadable": len(bad),
                 "unreadable": [list(b) for b in bad[:200]],
                 "metadata_columns": meta_columns, "metadata_files": meta_files,
                 "histogram_bins": HIST_BINS, "quantiles": list(QUANTILES),

@@ -1,8 +1,10 @@
 """The forward pass: one tapped pass per batch over every chosen layer, summarised per unit and per image.
 
-For each layer and image: the spatial maximum of every unit, the cell where it is, and the spatial mean
-(the pooled activation). Per chunk of images, the summaries feed a :class:`UnitAccumulator` per layer and are
-written to the chunk's file; memory is one chunk's pooled rows plus units × k.
+For each layer and image: every unit's value (its maximum as the index's ranking takes it, see
+:mod:`imagemachines.index.peaks`), the cell where it is, whether the maximum over all cells is on the map's
+border, and the spatial mean (the pooled activation). Per chunk of images, the summaries feed a
+:class:`UnitAccumulator` per layer and are written to the chunk's file; memory is one chunk's pooled rows plus
+units × k.
 """
 
 from __future__ import annotations
@@ -14,20 +16,24 @@ from pathlib import Path
 import torch
 
 from imagemachines.index.accumulate import UnitAccumulator
+from imagemachines.index.peaks import DEFAULT_RANKING, LEGACY_RANKING, network_input, painting_cells, peaks
 from imagemachines.index.store import chunk_file, save_tensors
 from imagemachines.models.loaded import LoadedModel
 from imagemachines.train.data import ImageFiles, Sample, collate
 
 
-def summarise(outputs: dict[str, torch.Tensor], layers: Sequence[str]) -> dict[str, tuple]:
-    """Per layer: (maxima [B, C], flat cell of the maximum [B, C], spatial mean [B, C])."""
+def summarise(outputs: dict[str, torch.Tensor], layers: Sequence[str], ranking: str = LEGACY_RANKING,
+              shapes: dict[str, tuple[int, int]] | None = None) -> dict[str, tuple]:
+    """Per layer: (values [B, C], flat cell of the value [B, C], spatial mean [B, C], maximum on the border
+    [B, C] bool), over the cells that cover the painting (*shapes*: each layer's map size, for ``reflect``)."""
     result = {}
     for name in layers:
         a = outputs[name]
+        if shapes is not None and name in shapes:
+            a = painting_cells(a, ranking, shapes[name])
         flat = a.flatten(2) if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1)
-        flat = flat.float()
-        maxima, cells = flat.max(dim=2)
-        result[name] = (maxima, cells, flat.mean(dim=2))
+        values, cells, border = peaks(a, ranking)
+        result[name] = (values, cells, flat.float().mean(dim=2), border)
     return result
 
 
@@ -40,7 +46,7 @@ def preprocess(model: LoadedModel):
 
 def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Connection, chunks: list[int],
                layers: dict[str, int], k: int, *, pooled: bool, batch_size: int, workers: int,
-               on_batch: Callable[[int], None] | None = None) -> int:
+               on_batch: Callable[[int], None] | None = None, ranking: str = DEFAULT_RANKING) -> int:
     """Process *chunks* (ids from the table) and commit each; returns the number of images read."""
     plan: list[tuple[int, list[int]]] = []
     samples: list[Sample] = []
@@ -64,6 +70,7 @@ def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Co
     loader = torch.utils.data.DataLoader(ImageFiles(samples, preprocess(model)), batch_sampler=batches,
                                          collate_fn=collate, num_workers=workers)
     tap = model.tap(list(layers))
+    shapes = {name: (model.layer(name).height, model.layer(name).width) for name in layers}
     device = model.device
     key_tensor = torch.tensor(keys, dtype=torch.int64)
     state = _ChunkState(layers, k, device)
@@ -73,8 +80,8 @@ def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Co
             if batch.bad:
                 state.bad += [(keys[i], why) for i, why in batch.bad]
             if len(batch):
-                x = batch.images.to(device, non_blocking=True)
-                summary = summarise(tap(x), list(layers))
+                x = network_input(batch.images.to(device, non_blocking=True), ranking)
+                summary = summarise(tap(x), list(layers), ranking, shapes)
                 state.add(summary, key_tensor[batch.indices], pooled)
             if on_batch is not None:
                 on_batch(len(batch) + len(batch.bad))
@@ -96,8 +103,8 @@ class _ChunkState:
 
     def add(self, summary: dict[str, tuple], keys: torch.Tensor, pooled: bool) -> None:
         self.rows.append(keys)
-        for name, (maxima, cells, mean) in summary.items():
-            self.accs[name].update(maxima, cells, keys)
+        for name, (maxima, cells, mean, border) in summary.items():
+            self.accs[name].update(maxima, cells, keys, border)
             self.maxima[name].append(maxima.to("cpu", torch.float16))
             if pooled:
                 self.pooled[name].append(mean.to("cpu", torch.float16))

@@ -34,6 +34,7 @@ class Example:
     cell: tuple[int, int]
     box: tuple[int, int, int, int]
     percentile: float
+    on_border: bool = False  # the cell lies on the map's outer ring (never with the ``interior`` ranking)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -52,3 +53,37 @@ class UnitStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# A unit is flagged as a border unit when its maximum lies on the border of its map for at least BORDER_SHARE of
+# the collection's paintings and at least BORDER_RATIO times as often as the border's share of the map's cells.
+BORDER_SHARE = 0.5
+BORDER_RATIO = 1.5
+
+
+@dataclass(frozen=True)
+class BorderStats:
+    """How often a unit's maximum over a painting (over all its cells, whatever the ranking) lies on the border of
+    the unit's map: *paintings* of *count* images; *chance* is the border's share of the map's cells."""
+
+    paintings: int
+    count: int
+    chance: float
+
+    @property
+    def share(self) -> float:
+        return self.paintings / self.count if self.count else 0.0
+
+    @property
+    def flagged(self) -> bool:
+        """A border unit: its strongest spot is on the edge of the picture far more often than position alone
+        explains (see BORDER_SHARE, BORDER_RATIO)."""
+        return self.chance > 0 and self.share >= BORDER_SHARE and self.share >= BORDER_RATIO * self.chance
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "share": self.share, "flagged": self.flagged}
+
+    def text(self) -> str:
+        """``"peaks on the border in 64 % of 458 paintings (border: 49 % of the map)"``."""
+        return (f"peaks on the border in {100 * self.share:.0f} % of {self.count} paintings "
+                f"(border: {100 * self.chance:.0f} % of the map)")

@@ -1,0 +1,122 @@
+"""Where a unit's value on a painting is taken (an index's *ranking*), and whether that spot is on the edge.
+
+A unit's value on a painting is the maximum of its activation map. The network's convolutions pad their input
+with zeros, and the painting is squashed to the input square, so the cells on the edge of a map see the
+painting's edge meet a grey frame (zero is the mean colour after normalisation): some units answer that seam —
+a corner of sky, a black background — rather than anything painted. Three rankings:
+
+- ``interior`` (the default, measured best on real paintings: docs/examples.md): the maximum over the cells
+  that do not touch the map's edge (maps narrower than 3 cells: every cell). The network's input is unchanged,
+  only the ranking is: the activation maps, heat overlays and pooled activations are the same as with ``full``.
+- ``reflect``: the painting is mirrored outward by :func:`reflect_pad` pixels on every side of the input square
+  before the network sees it, so the zero padding meets mirrored paint instead of the painting's edge; the value
+  is the maximum over the cells that cover the painting itself. The network's input changes (larger: more work).
+- ``full``: the maximum over every cell (indexes made before rankings were recorded).
+
+Whatever the ranking, the *border* of a map is its outer ring of cells (none for maps narrower than 3 cells),
+and for every painting the index records whether the maximum over *all* the painting's cells lies on it: how
+often that happens is a unit's border share (:func:`border_chance` is the share of the map that is border).
+When several cells hold the maximum (a flat region, a unit saturated at ReLU6's 6) the one farthest from the
+edge is taken, so a tie is not called a border peak.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+RANKINGS = ("interior", "reflect", "full")
+DEFAULT_RANKING = "interior"
+LEGACY_RANKING = "full"  # what an index without a recorded ranking did
+REFLECT_SHARE = 1 / 7  # the mirrored margin, as a share of the input side (32 px of MobileNetV2's 224)
+
+
+def check_ranking(ranking: str) -> str:
+    from imagemachines.errors import UserError
+
+    if ranking not in RANKINGS:
+        raise UserError(f"Unknown ranking {ranking!r}: use one of {', '.join(RANKINGS)} (see docs/examples.md).")
+    return ranking
+
+
+def reflect_pad(input_size: int) -> int:
+    """Pixels of mirrored painting added on every side of the input square for the ``reflect`` ranking."""
+    return max(1, round(input_size * REFLECT_SHARE))
+
+
+def network_input(x: torch.Tensor, ranking: str) -> torch.Tensor:
+    """The batch [B, 3, S, S] as the network sees it under *ranking* (mirrored outward for ``reflect``)."""
+    if ranking != "reflect":
+        return x
+    pad = reflect_pad(x.shape[-1])
+    return F.pad(x, (pad, pad, pad, pad), mode="reflect")
+
+
+def painting_cells(a: torch.Tensor, ranking: str, shape: tuple[int, int]) -> torch.Tensor:
+    """The part of a layer's output [B, C, H, W] that covers the painting: for ``reflect``, the centred
+    *shape* (the layer's map size without padding); otherwise *a* itself. Vectors [B, C] pass unchanged."""
+    if ranking != "reflect" or a.ndim != 4:
+        return a
+    h, w = shape
+    top, left = max(0, (a.shape[2] - h) // 2), max(0, (a.shape[3] - w) // 2)
+    return a[:, :, top:top + h, left:left + w]
+
+
+def has_border(h: int, w: int) -> bool:
+    """A map has a border (and an interior) when it is at least 3 cells in both directions."""
+    return h >= 3 and w >= 3
+
+
+def border_mask(h: int, w: int) -> torch.Tensor:
+    """[h, w] bool: the cells on the map's outer ring (all False when the map has no border)."""
+    mask = torch.zeros(h, w, dtype=torch.bool)
+    if has_border(h, w):
+        mask[0, :] = mask[-1, :] = mask[:, 0] = mask[:, -1] = True
+    return mask
+
+
+def border_chance(h: int, w: int) -> float:
+    """The share of a map's cells on its border: how often a unit indifferent to position peaks there."""
+    return float(border_mask(h, w).float().mean()) if h * w else 0.0
+
+
+def on_border(cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Whether flat cell indices of an [h, w] map lie on its border."""
+    if not has_border(h, w):
+        return torch.zeros_like(cells, dtype=torch.bool)
+    r, c = cells // w, cells % w
+    return (r == 0) | (c == 0) | (r == h - 1) | (c == w - 1)
+
+
+def ring_distance(h: int, w: int) -> torch.Tensor:
+    """[h, w] int: how many cells lie between each cell and the map's edge (0 on the border)."""
+    r = torch.arange(h).view(-1, 1)
+    c = torch.arange(w).view(1, -1)
+    return torch.minimum(torch.minimum(r, h - 1 - r), torch.minimum(c, w - 1 - c))
+
+
+def _central_max(flat: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of *flat* [B, C, h*w]: the maximum and its cell; of several cells holding the maximum (a flat
+    region, a saturated unit) the one farthest from the map's edge, so that a tie is never called a border
+    peak when an inner cell shares it (row-major first among equals)."""
+    values = flat.max(dim=2).values
+    depth = (ring_distance(h, w).flatten() + 1).to(flat.device, flat.dtype)
+    cells = ((flat == values.unsqueeze(2)) * depth).argmax(dim=2)
+    return values, cells
+
+
+def peaks(a: torch.Tensor, ranking: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per image and unit of the painting's maps *a* [B, C, H, W] (or vectors [B, C]): (value [B, C] float32,
+    flat cell of the value in the H×W map [B, C] int64, whether the maximum over all cells is on the border
+    [B, C] bool). ``interior`` takes the value away from the border; the others over every cell. Ties go to the
+    cell farthest from the edge."""
+    flat = (a.flatten(2) if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1)).float()
+    h, w = (a.shape[2], a.shape[3]) if a.ndim == 4 else (1, 1)
+    full_v, full_cell = _central_max(flat, h, w)
+    edge = on_border(full_cell, h, w)
+    if ranking != "interior" or not has_border(h, w):
+        return full_v, full_cell, edge
+    inner = a[:, :, 1:-1, 1:-1].flatten(2).float()
+    value, cell = _central_max(inner, h - 2, w - 2)
+    cell = (cell // (w - 2) + 1) * w + cell % (w - 2) + 1
+    return value, cell, edge
