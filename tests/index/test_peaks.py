@@ -179,3 +179,53 @@ def test_a_tie_goes_to_the_cell_farthest_from_the_edge():
         assert cell.tolist() == [[12, 8, 2 if ranking == "full" else 12]], ranking  # interior: zeros tie
         assert edge.tolist() == [[False, False, True]]
     assert peak_cell(a[0, 1].numpy()) == (1, 3)
+
+
+@pytest.mark.parametrize(("paintings", "chance", "flagged"), [
+    (80, 24 / 49, True), (70, 24 / 49, False),  # a 7×7 map: at least 1.5 × 49 % = 73.5 %
+    (50, 52 / 196, True), (49, 52 / 196, False),  # a 14×14 map: at least half the paintings
+    (100, 0.0, False),  # no border at all
+])
+def test_a_border_unit_peaks_on_the_border_for_half_the_paintings_and_half_again_as_often_as_chance(
+        paintings, chance, flagged):
+    from imagemachines.index.records import BorderStats
+
+    stats = BorderStats(paintings, 100, chance)
+    assert stats.share == paintings / 100 and stats.flagged is flagged
+    assert stats.as_dict() == {"paintings": paintings, "count": 100, "chance": chance, "share": paintings / 100,
+                               "flagged": flagged}
+    assert BorderStats(0, 0, 0.5).share == 0.0
+    assert BorderStats(64, 100, 24 / 49).text() == "peaks on the border in 64 % of 100 paintings (border: 49 % of the map)"
+
+
+def test_an_index_made_before_rankings_opens_with_a_note_and_is_rebuilt_to_update(frames, tmp_path):
+    """What an index of an older imagemachines looks like: no ranking in the manifest or the build settings, no
+    border counts in the layer files. It still answers; updating it needs --rebuild."""
+    from imagemachines.index.query import LEGACY_NOTE
+    from imagemachines.index.store import connect, layer_file, load_tensors, save_tensors
+
+    out = build_index(frame_model(), frames, tmp_path / "old", layers=["features.0"], k=2, ranking="full",
+                      progress=False)
+    manifest = json.loads((out / "index.json").read_text())
+    del manifest["ranking"], manifest["border_chance"]
+    (out / "index.json").write_text(json.dumps(manifest))
+    tensors = load_tensors(layer_file(out, "features.0"))
+    del tensors["border"]
+    save_tensors(layer_file(out, "features.0"), tensors)
+    conn = connect(out)
+    settings = json.loads(conn.execute("SELECT value FROM settings WHERE name = 'build'").fetchone()[0])
+    del settings["ranking"]
+    with conn:
+        conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
+    conn.close()
+
+    old = open_index(out)
+    assert old.ranking == "full" and old.note == LEGACY_NOTE and "--rebuild" in old.note
+    assert old.border("features.0", 0) is None and old.border_units("features.0") == []
+    assert old.examples("features.0", 0)[0].cell == (0, 0)  # still answers
+    for ranking in ("full", "interior"):
+        with pytest.raises(UserError, match=r"ranking: 'full \(no border counts\)' → '%s'.*--rebuild" % ranking):
+            build_index(frame_model(), frames, out, layers=["features.0"], k=2, ranking=ranking, progress=False)
+    rebuilt = open_index(build_index(frame_model(), frames, out, layers=["features.0"], k=2, progress=False,
+                                     rebuild=True))
+    assert rebuilt.note is None and rebuilt.border("features.0", 0).flagged

@@ -29,6 +29,10 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Replace an index made with other settings in --out."),
     rehash: bool = typer.Option(False, "--rehash", help="Hash every file again (else only files whose size or "
                                                         "modification time changed)."),
+    ranking: str = typer.Option("interior", help="Where a unit's value on a painting is taken: interior (its "
+                                                 "maximum over the cells off the map's border; default), reflect "
+                                                 "(the painting mirrored outward, its maximum over the painting's "
+                                                 "cells) or full (every cell). See docs/examples.md."),
 ) -> None:
     """Index a collection: every chosen unit's top/bottom-k images (with the position of their strongest spot),
     its distribution over the collection, and each image's pooled activations.
@@ -44,6 +48,9 @@ def index(
     from imagemachines.models import load_model
     from imagemachines.train.distributed import from_env
 
+    from imagemachines.index.peaks import check_ranking
+
+    check_ranking(ranking)
     scan_folder(image_dir)  # a missing or empty folder is reported before the model loads
     ref = str(Path(model).resolve()) if Path(model).is_dir() else model
     if weights and Path(weights).expanduser().is_file():
@@ -51,7 +58,7 @@ def index(
     loaded = load_model(ref, weights=weights, device=device)
     path = build_index(loaded, image_dir, out, layers=layers, k=k, pooled=pooled, metadata=metadata,
                        batch_size=batch_size, workers=workers, chunk_size=chunk, rebuild=rebuild, rehash=rehash,
-                       model_ref=ref, weights=weights)
+                       model_ref=ref, weights=weights, ranking=ranking)
     if from_env().main:
         idx = open_index(path)
         bad = idx.unreadable()
