@@ -195,7 +195,8 @@ def test_a_border_unit_peaks_on_the_border_for_half_the_paintings_and_half_again
     assert stats.as_dict() == {"paintings": paintings, "count": 100, "chance": chance, "share": paintings / 100,
                                "flagged": flagged}
     assert BorderStats(0, 0, 0.5).share == 0.0
-    assert BorderStats(64, 100, 24 / 49).text() == "peaks on the border in 64 % of 100 paintings (border: 49 % of the map)"
+    assert BorderStats(64, 100, 24 / 49).text() == ("peaks on the border in 64 % of 100 paintings "
+                                                   "(border: 49 % of the map)")
 
 
 def test_an_index_made_before_rankings_opens_with_a_note_and_is_rebuilt_to_update(frames, tmp_path):
@@ -224,7 +225,7 @@ def test_an_index_made_before_rankings_opens_with_a_note_and_is_rebuilt_to_updat
     assert old.border("features.0", 0) is None and old.border_units("features.0") == []
     assert old.examples("features.0", 0)[0].cell == (0, 0)  # still answers
     for ranking in ("full", "interior"):
-        with pytest.raises(UserError, match=r"ranking: 'full \(no border counts\)' → '%s'.*--rebuild" % ranking):
+        with pytest.raises(UserError, match=rf"ranking: 'full \(no border counts\)' → '{ranking}'.*--rebuild"):
             build_index(frame_model(), frames, out, layers=["features.0"], k=2, ranking=ranking, progress=False)
     rebuilt = open_index(build_index(frame_model(), frames, out, layers=["features.0"], k=2, progress=False,
                                      rebuild=True))

@@ -43,12 +43,11 @@ def index(
     from rich.console import Console
 
     from imagemachines.index.build import build_index
+    from imagemachines.index.peaks import check_ranking
     from imagemachines.index.query import open_index
     from imagemachines.index.scan import scan_folder
     from imagemachines.models import load_model
     from imagemachines.train.distributed import from_env
-
-    from imagemachines.index.peaks import check_ranking
 
     check_ranking(ranking)
     scan_folder(image_dir)  # a missing or empty folder is reported before the model loads
