@@ -98,6 +98,7 @@ def test_the_page_says_what_the_top_paintings_share_and_how_they_were_photograph
     assert f"label: <b>red ×{16 / 6:.1f}, {escape(format_p(red.p_adjusted))}</b>" in page
     assert "(6 of 6; 6 of 16 in the collection)" in page and "Holm's correction over 6 values" in page
     assert 'id="provenance"' in page and f"source: thumbs ×{16 / 6:.1f}" in page and thumbs.provenance
+    assert "source: <b>" not in page  # the photographs' values are a warning, not a finding about the paintings
     assert page.count("96 × 64 px · thumbs") == 6  # beside every example
     assert "ranked by the unit&#39;s maximum over the interior of its map" in page
     assert 'id="border"' in page and "Border unit" not in page  # the blobs are inside the pictures
