@@ -193,7 +193,7 @@ def test_a_border_unit_peaks_on_the_border_for_half_the_paintings_and_half_again
     stats = BorderStats(paintings, 100, chance)
     assert stats.share == paintings / 100 and stats.flagged is flagged
     assert stats.as_dict() == {"paintings": paintings, "count": 100, "chance": chance, "share": paintings / 100,
-                               "flagged": flagged}
+                               "flagged": flagged, "text": stats.text()}
     assert BorderStats(0, 0, 0.5).share == 0.0
     assert BorderStats(64, 100, 24 / 49).text() == ("peaks on the border in 64 % of 100 paintings "
                                                    "(border: 49 % of the map)")

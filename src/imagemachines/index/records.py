@@ -81,7 +81,7 @@ class BorderStats:
         return self.chance > 0 and self.share >= BORDER_SHARE and self.share >= BORDER_RATIO * self.chance
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "share": self.share, "flagged": self.flagged}
+        return {**asdict(self), "share": self.share, "flagged": self.flagged, "text": self.text()}
 
     def text(self) -> str:
         """``"peaks on the border in 64 % of 458 paintings (border: 49 % of the map)"``."""
