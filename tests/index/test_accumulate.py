@@ -184,7 +184,7 @@ def test_summarise_gives_each_units_spatial_maximum_its_cell_and_mean():
     assert maxima.dtype == torch.float32 and maxima.tolist() == [[5, 7], [3, -1]]
     assert cells.tolist()[0] == [1 * 4 + 2, 2 * 4 + 3] and cells[1, 0] == 1
     torch.testing.assert_close(mean, torch.tensor([[5 / 12, 7 / 12], [3 / 12, -1.0]]))
-    # a 3×4 map: (1, 2) is inside, (2, 3) and (0, 1) on the border; a constant map peaks in its innermost cell
+    # a 3×4 map: (1, 2) is inside, (2, 3) and (0, 1) on the border; a constant map peaks in its first inner cell
     assert border.tolist() == [[False, True], [True, False]] and cells[1, 1] == 1 * 4 + 1
     maxima, cells, mean, border = out["logits"]  # a vector is its own maximum and mean, in cell 0, never on a border
     assert maxima.tolist() == vec.tolist() and cells.tolist() == [[0, 0], [0, 0]] and mean.tolist() == vec.tolist()

@@ -169,14 +169,15 @@ def test_each_ranking_finds_the_dark_spots_or_the_padding_and_counts_border_peak
         assert float(amap[0, 0][e.cell]) == pytest.approx(e.value, abs=1e-5)
 
 
-def test_a_tie_goes_to_the_cell_farthest_from_the_edge():
+def test_a_maximum_also_reached_inside_is_not_a_border_peak():
     a = torch.zeros(1, 3, 5, 5)
-    a[0, 0] = 6.0  # saturated everywhere: the centre
-    a[0, 1, 0, 0] = a[0, 1, 1, 3] = a[0, 1, 4, 4] = 2.0  # corner, inner ring, corner: the inner cell
+    a[0, 0] = 6.0  # saturated everywhere: the first inner cell
+    a[0, 1, 0, 0] = a[0, 1, 1, 3] = a[0, 1, 4, 4] = 2.0  # corner, inner cell, corner: the inner cell
     a[0, 2, 0, 2] = a[0, 2, 4, 0] = 1.0  # two border cells: the first, on the border
-    for ranking in ("full", "interior"):
+    for ranking in ("full", "reflect", "interior"):
         v, cell, edge = peaks(a, ranking)
-        assert cell.tolist() == [[12, 8, 2 if ranking == "full" else 12]], ranking  # interior: zeros tie
+        assert v.tolist() == [[6.0, 2.0, 0.0 if ranking == "interior" else 1.0]]
+        assert cell.tolist() == [[6, 8, 6 if ranking == "interior" else 2]], ranking  # interior: zeros, a tie
         assert edge.tolist() == [[False, False, True]]
     assert peak_cell(a[0, 1].numpy()) == (1, 3)
 

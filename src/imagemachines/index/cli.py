@@ -1,4 +1,4 @@
-"""`imagemachines index` and `imagemachines examples`."""
+"""`imagemachines index`, `imagemachines examples` and `imagemachines export`."""
 
 from __future__ import annotations
 
@@ -113,7 +113,30 @@ def examples(
     typer.echo(str(page))
 
 
+def export(
+    index_dir: Path = typer.Argument(..., help="An index folder made by `imagemachines index`."),
+    layer: str = typer.Option(..., help="Layer(s) to export, comma-separated."),
+    out: Path = typer.Option(..., help="The table: a file ending in .csv or .parquet (Parquet needs pyarrow)."),
+    values: str = typer.Option("max", help="max (the unit's value as ranked: the examples' scale), mean (the "
+                                           "pooled activation) or both."),
+    units: str = typer.Option("all", help="Units of each layer: all, N, A-B or a comma list like 0-7,12."),
+) -> None:
+    """The painting × unit table of an index with every painting's metadata, as CSV (spreadsheet-safe) or Parquet:
+    one row per painting, one column per unit, for statistics of your own."""
+    from rich.console import Console
+
+    from imagemachines.index.export import export_table
+    from imagemachines.index.query import open_index
+
+    idx = open_index(index_dir)
+    layers = [name.strip() for name in layer.split(",") if name.strip()]
+    path = export_table(idx, out, layers, values=values, units=units)
+    Console(stderr=True, highlight=False).print(f"Wrote {idx.n_images} paintings × {', '.join(layers)} to {path}")
+    typer.echo(str(path))
+
+
 def register(app: typer.Typer) -> None:
-    """Add `index` and `examples` to the main app."""
+    """Add `index`, `examples` and `export` to the main app."""
     app.command()(index)
     app.command()(examples)
+    app.command()(export)

@@ -16,8 +16,8 @@ a corner of sky, a black background — rather than anything painted. Three rank
 Whatever the ranking, the *border* of a map is its outer ring of cells (none for maps narrower than 3 cells),
 and for every painting the index records whether the maximum over *all* the painting's cells lies on it: how
 often that happens is a unit's border share (:func:`border_chance` is the share of the map that is border).
-When several cells hold the maximum (a flat region, a unit saturated at ReLU6's 6) the one farthest from the
-edge is taken, so a tie is not called a border peak.
+When the maximum is also reached off the border (a flat region, a unit saturated at ReLU6's 6), an inner cell
+is taken, so such a tie is not called a border peak.
 """
 
 from __future__ import annotations
@@ -88,35 +88,35 @@ def on_border(cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return (r == 0) | (c == 0) | (r == h - 1) | (c == w - 1)
 
 
-def ring_distance(h: int, w: int) -> torch.Tensor:
-    """[h, w] int: how many cells lie between each cell and the map's edge (0 on the border)."""
-    r = torch.arange(h).view(-1, 1)
-    c = torch.arange(w).view(1, -1)
-    return torch.minimum(torch.minimum(r, h - 1 - r), torch.minimum(c, w - 1 - c))
-
-
-def _central_max(flat: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row of *flat* [B, C, h*w]: the maximum and its cell; of several cells holding the maximum (a flat
-    region, a saturated unit) the one farthest from the map's edge, so that a tie is never called a border
-    peak when an inner cell shares it (row-major first among equals)."""
-    values = flat.max(dim=2).values
-    depth = (ring_distance(h, w).flatten() + 1).to(flat.device, flat.dtype)
-    cells = ((flat == values.unsqueeze(2)) * depth).argmax(dim=2)
-    return values, cells
+def _inner_max(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The maximum of [M, H, W] maps over the cells off the border, and its flat cell in the H×W map (the first in
+    row-major order)."""
+    m, h, w = maps.shape
+    value, cell = maps[:, 1:-1, 1:-1].reshape(m, -1).max(dim=1)
+    return value, (cell // (w - 2) + 1) * w + cell % (w - 2) + 1
 
 
 def peaks(a: torch.Tensor, ranking: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per image and unit of the painting's maps *a* [B, C, H, W] (or vectors [B, C]): (value [B, C] float32,
     flat cell of the value in the H×W map [B, C] int64, whether the maximum over all cells is on the border
-    [B, C] bool). ``interior`` takes the value away from the border; the others over every cell. Ties go to the
-    cell farthest from the edge."""
+    [B, C] bool). ``interior`` takes the value away from the border; the others over every cell. When the
+    maximum is also reached off the border (a flat region, a unit saturated at ReLU6's 6), it is not a border
+    peak and its cell is the inner one (the first in row-major order).
+
+    Cost: one pass over the maps, and one over the interior of only the maps whose maximum is on the border."""
     flat = (a.flatten(2) if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1)).float()
     h, w = (a.shape[2], a.shape[3]) if a.ndim == 4 else (1, 1)
-    full_v, full_cell = _central_max(flat, h, w)
-    edge = on_border(full_cell, h, w)
-    if ranking != "interior" or not has_border(h, w):
-        return full_v, full_cell, edge
-    inner = a[:, :, 1:-1, 1:-1].flatten(2).float()
-    value, cell = _central_max(inner, h - 2, w - 2)
-    cell = (cell // (w - 2) + 1) * w + cell % (w - 2) + 1
+    value, cell = flat.max(dim=2)
+    edge = on_border(cell, h, w)
+    if not edge.any():
+        return value, cell, edge
+    rows = edge.flatten().nonzero().squeeze(1)  # the (image, unit) pairs that peak on the border
+    inner_v, inner_cell = _inner_max(flat.reshape(-1, h * w).index_select(0, rows).view(-1, h, w))
+    inside = inner_v == value.flatten()[rows]  # the maximum is reached inside too: not a border peak
+    edge.view(-1)[rows] = ~inside
+    value, cell = value.clone(), cell.clone()
+    if ranking == "interior":
+        value.view(-1)[rows], cell.view(-1)[rows] = inner_v, inner_cell
+    else:
+        cell.view(-1)[rows] = torch.where(inside, inner_cell, cell.flatten()[rows])
     return value, cell, edge
