@@ -84,9 +84,11 @@ class ExamplesSheet:
     """A unit's dataset examples with heat overlays, for notebooks: shows itself in Jupyter (a captioned row
     of pictures); ``.images`` are the overlays (PIL), ``.examples`` the index's records, ``.paths`` the files."""
 
-    def __init__(self, layer: str, channel: int, examples: list, paths: list[str], images: list, meta: list[dict]):
+    def __init__(self, layer: str, channel: int, examples: list, paths: list[str], images: list, meta: list[dict],
+                 photos: list[str] | None = None):
         self.layer, self.channel = layer, channel
         self.examples, self.paths, self.images, self.meta = examples, paths, images, meta
+        self.photos = photos if photos is not None else [""] * len(examples)  # size and source of each photograph
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -95,9 +97,11 @@ class ExamplesSheet:
         from imagemachines.vis.display import figure_html
 
         figures = []
-        for ex, path, image, meta in zip(self.examples, self.paths, self.images, self.meta, strict=True):
+        for ex, path, image, meta, photo in zip(self.examples, self.paths, self.images, self.meta, self.photos,
+                                                strict=True):
             label = " · ".join(v for v in list(meta.values())[:2] if v) or path
-            figures.append(figure_html(image, f"#{ex.rank} {ex.value:.2f} ({ex.percentile:.0f} %ile) {label}", 200))
+            figures.append(figure_html(image, f"#{ex.rank} {ex.value:.2f} ({ex.percentile:.0f} %ile) {label} · {photo}",
+                                       200))
         return f"<div><b>{self.layer}:{self.channel}</b><br>{''.join(figures)}</div>"
 
 
@@ -119,5 +123,8 @@ def examples_sheet(index, model, layer: str, channel: int, *, k: int = 8, negati
     maps = activation_maps(model, images, layer, [channel], ranking=index.ranking) if images else []
     overlays = [heat_overlay(im, heat[0], alpha=0.5, vmax=max(stats.max, 1e-6)) for im, heat in zip(images, maps,
                                                                                                    strict=True)]
+    from imagemachines.index.unit_notes import photo_line
+
     infos = [index.image(ex.image_id) for ex in examples]
-    return ExamplesSheet(layer, channel, examples, [i.path for i in infos], overlays, [dict(i.meta) for i in infos])
+    return ExamplesSheet(layer, channel, examples, [i.path for i in infos], overlays, [dict(i.meta) for i in infos],
+                         [photo_line(i) for i in infos])

@@ -246,7 +246,8 @@ function showPainting(body) {
   const add = (k, v) => { if (v) rows.push(el("dt", { textContent: k }), el("dd", {}, v)); };
   if (p) {
     add("Artist", meta.artist); add("Date", meta.date); add("Label", meta.label); add("File", p.path);
-    add("Size", `${p.width} × ${p.height}`);
+    add("Size", `${p.width} × ${p.height} px`);
+    add("Source", p.metadata.source || p.metadata.Source);
     if (meta.link) add("Link", el("a", { href: meta.link, target: "_blank", rel: "noopener noreferrer", textContent: linkText(meta.link) }));
   } else {
     add("Size", `${body.width} × ${body.height} (${body.format})`);
