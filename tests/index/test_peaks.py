@@ -33,28 +33,31 @@ def test_interior_takes_the_value_away_from_the_border_and_still_reports_the_bor
     a = torch.zeros(1, 2, 5, 6)
     a[0, 0, 0, 0], a[0, 0, 2, 3] = 9.0, 4.0  # unit 0: strongest at a corner, second inside
     a[0, 1, 1, 4], a[0, 1, 4, 2] = 3.0, 1.0  # unit 1: strongest inside
-    full_v, full_cell, full_edge = peaks(a, "full")
+    full_v, full_cell, full_edge, peak, inner = peaks(a, "full")
     assert full_v.tolist() == [[9.0, 3.0]] and full_cell.tolist() == [[0, 1 * 6 + 4]]
-    v, cell, edge = peaks(a, "interior")
+    v, cell, edge, peak_i, inner_i = peaks(a, "interior")
     assert v.tolist() == [[4.0, 3.0]] and cell.tolist() == [[2 * 6 + 3, 1 * 6 + 4]]  # cells of the whole map
     assert edge.tolist() == full_edge.tolist() == [[True, False]]  # about the maximum over all cells
-    assert peaks(a, "reflect")[1].tolist() == full_cell.tolist()  # reflect ranks every cell it is given
+    assert peak.tolist() == peak_i.tolist() == [[9.0, 3.0]] and inner.tolist() == inner_i.tolist() == [[4.0, 3.0]]
+    assert peaks(a, "reflect").cell.tolist() == full_cell.tolist()  # reflect ranks every cell it is given
 
 
 @pytest.mark.parametrize("shape", [(2, 5), (5, 2), (1, 1)])
 def test_a_map_narrower_than_three_cells_has_no_border_and_no_interior(shape):
     a = torch.arange(float(np.prod(shape))).view(1, 1, *shape)
     for ranking in ("interior", "full"):
-        v, cell, edge = peaks(a, ranking)
-        assert v.item() == a.max().item() and cell.item() == a.numel() - 1 and not edge.item()
+        v, cell, edge, peak, inner = peaks(a, ranking)
+        assert v.item() == peak.item() == inner.item() == a.max().item() and cell.item() == a.numel() - 1
+        assert not edge.item()
     assert border_chance(*shape) == 0.0 and not border_mask(*shape).any()
 
 
 def test_vectors_are_their_own_values_in_cell_zero():
     vec = torch.tensor([[1.0, -2.0]])
     for ranking in ("interior", "reflect", "full"):
-        v, cell, edge = peaks(vec, ranking)
-        assert v.tolist() == vec.tolist() and cell.tolist() == [[0, 0]] and not edge.any()
+        v, cell, edge, peak, inner = peaks(vec, ranking)
+        assert v.tolist() == peak.tolist() == inner.tolist() == vec.tolist() and cell.tolist() == [[0, 0]]
+        assert not edge.any()
 
 
 def test_border_share_of_a_map():
@@ -85,10 +88,12 @@ def test_summarise_ranks_by_the_interior_of_the_cells_that_cover_the_painting():
     a[0, 0, 0, 3] = 5.0  # on the padded map's edge: outside the painting
     a[0, 0, 1, 1] = 3.0  # the painting's corner cell
     a[0, 0, 3, 3] = 2.0  # inside the painting
-    (v, cell, _mean, edge), = summarise({"l": a}, ["l"], "reflect", {"l": (5, 5)}).values()
+    ((v, cell, edge, peak, inner), _mean), = summarise({"l": a}, ["l"], "reflect", {"l": (5, 5)}).values()
     assert v.item() == 3.0 and cell.item() == 0 and edge.item()  # full maximum of the painting: its corner
-    (v, cell, mean, edge), = summarise({"l": a}, ["l"], "interior", {"l": (7, 7)}).values()
+    assert (peak.item(), inner.item()) == (3.0, 2.0)
+    ((v, cell, edge, peak, inner), mean), = summarise({"l": a}, ["l"], "interior", {"l": (7, 7)}).values()
     assert v.item() == 3.0 and cell.item() == 8 and edge.item()  # (1, 1) of the 7×7 map; the 5 is on its edge
+    assert (peak.item(), inner.item()) == (5.0, 3.0)
     assert mean.item() == pytest.approx(10 / 49)  # the pooled mean is over every cell
 
 
@@ -159,8 +164,14 @@ def test_each_ranking_finds_the_dark_spots_or_the_padding_and_counts_border_peak
     assert border.paintings == (0 if ranking == "reflect" else 4)
     assert border.flagged == (ranking != "reflect") and border.share == border.paintings / 4
     assert idx.border_units("features.0") == ([] if ranking == "reflect" else [0])
+    assert border.inner_high == pytest.approx(-SPOTS[0][1] / 255, abs=1e-5)  # the darkest spot's mean, negated
+    if ranking == "reflect":
+        assert border.edge_high is None
+    else:  # the corner's window holds 4 of 9 painted pixels: -(4/9)·0.8, the least negative border peak
+        assert border.edge_high == pytest.approx(-4 / 9 * 204 / 255, abs=1e-5) and border.strength is None
     bright = idx.border("features.0", 1)
-    assert bright.paintings == 0 and not bright.flagged
+    assert bright.paintings == 0 and not bright.flagged and bright.edge_high is None
+    assert bright.inner_high == pytest.approx(204 / 255, abs=1e-5)
     # the activation maps of the pages are the index's own: their peak is the recorded cell and value
     for e in dark:
         amap = activation_maps(model, [Image.open(idx.image_file(e.image_id))], "features.0", [0], ranking=ranking)
@@ -175,8 +186,9 @@ def test_a_maximum_also_reached_inside_is_not_a_border_peak():
     a[0, 1, 0, 0] = a[0, 1, 1, 3] = a[0, 1, 4, 4] = 2.0  # corner, inner cell, corner: the inner cell
     a[0, 2, 0, 2] = a[0, 2, 4, 0] = 1.0  # two border cells: the first, on the border
     for ranking in ("full", "reflect", "interior"):
-        v, cell, edge = peaks(a, ranking)
+        v, cell, edge, peak, inner = peaks(a, ranking)
         assert v.tolist() == [[6.0, 2.0, 0.0 if ranking == "interior" else 1.0]]
+        assert peak.tolist() == [[6.0, 2.0, 1.0]] and inner.tolist() == [[6.0, 2.0, 0.0]]
         assert cell.tolist() == [[6, 8, 6 if ranking == "interior" else 2]], ranking  # interior: zeros, a tie
         assert edge.tolist() == [[False, False, True]]
     assert peak_cell(a[0, 1].numpy()) == (1, 3)
@@ -192,12 +204,33 @@ def test_a_border_unit_peaks_on_the_border_for_half_the_paintings_and_half_again
     from imagemachines.index.records import BorderStats
 
     stats = BorderStats(paintings, 100, chance)
-    assert stats.share == paintings / 100 and stats.flagged is flagged
-    assert stats.as_dict() == {"paintings": paintings, "count": 100, "chance": chance, "share": paintings / 100,
-                               "flagged": flagged, "text": stats.text()}
+    assert stats.share == paintings / 100 and stats.flagged is flagged and stats.by_share is flagged
+    assert stats.as_dict() == {"paintings": paintings, "count": 100, "chance": chance, "edge_high": None,
+                               "inner_high": None, "share": paintings / 100, "strength": None, "flagged": flagged,
+                               "text": stats.text()}
     assert BorderStats(0, 0, 0.5).share == 0.0
     assert BorderStats(64, 100, 24 / 49).text() == ("peaks on the border in 64 % of 100 paintings "
                                                    "(border: 49 % of the map)")
+
+
+@pytest.mark.parametrize(("edge_high", "inner_high", "strength", "flagged"), [
+    (1.95, 0.718, 1.95 / 0.718, True),  # features.14:40: its top paintings are all corner peaks
+    (1.25, 1.0, 1.25, True), (1.2, 1.0, 1.2, False),  # at least 1.25 times
+    (0.5, -0.1, float("inf"), True),  # only the border is positive
+    (-0.2, -0.5, None, False), (None, 1.0, None, False), (2.0, None, None, False),  # nothing to compare
+])
+def test_a_border_unit_is_also_one_whose_strongest_responses_are_border_peaks(edge_high, inner_high, strength,
+                                                                               flagged):
+    from imagemachines.index.records import BorderStats
+
+    stats = BorderStats(52, 100, 24 / 49, edge_high, inner_high)  # 52 %: not flagged by the share
+    assert not stats.by_share and stats.flagged is flagged and stats.strength == pytest.approx(strength)
+    assert BorderStats(52, 100, 0.0, edge_high, inner_high).flagged is False  # a map without a border
+    if flagged and strength != float("inf"):
+        assert stats.text().endswith(f"; its strongest border peak ({edge_high:.3g}) is {strength:.1f}× its "
+                                     f"strongest value inside ({inner_high:.3g})")
+    elif not flagged:
+        assert "strongest" not in stats.text()
 
 
 def test_an_index_made_before_rankings_opens_with_a_note_and_is_rebuilt_to_update(frames, tmp_path):

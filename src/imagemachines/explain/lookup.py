@@ -122,7 +122,8 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
     ranking = index.ranking if index is not None else DEFAULT_RANKING
     acts = layer_activations(model, image, layer, ranking)
     channels, _h, w = acts.shape
-    maxima, cells, _ = (t[0] for t in peaks(acts[None], ranking))
+    found = peaks(acts[None], ranking)
+    maxima, cells = found.value[0], found.cell[0]
     pooled = acts.flatten(1).mean(dim=1).numpy()
     k = min(k, channels)
 

@@ -67,5 +67,5 @@ def peak_cell(heat: np.ndarray, ranking: str = LEGACY_RANKING) -> tuple[int, int
     from imagemachines.index.peaks import peaks
 
     heat = np.asarray(heat, dtype=np.float32)
-    _, cell, _ = peaks(torch.from_numpy(heat)[None, None], check_ranking(ranking))
+    cell = peaks(torch.from_numpy(heat)[None, None], check_ranking(ranking)).cell
     return divmod(int(cell[0, 0]), heat.shape[1])

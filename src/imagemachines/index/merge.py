@@ -107,6 +107,7 @@ def merge_layer(index_dir: Path, chunks: list[int], layer: str, channels: int, k
         "bottom_image": _rows(acc.bot_key.flatten(), sorted_keys, rows).view_as(acc.bot_key),
         "bottom_cell": acc.bot_cell, "count": acc.count, "mean": mean, "std": std, "min": low, "max": high,
         "histogram": hist, "quantiles": quantiles_from_histogram(hist, low, high), "border": acc.border,
+        "edge_high": acc.edge_high, "inner_high": acc.inner_high,
     }
     save_tensors(layer_file(index_dir, layer), {n: t.contiguous() for n, t in tensors.items()})
 

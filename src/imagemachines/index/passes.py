@@ -24,16 +24,15 @@ from imagemachines.train.data import ImageFiles, Sample, collate
 
 def summarise(outputs: dict[str, torch.Tensor], layers: Sequence[str], ranking: str = LEGACY_RANKING,
               shapes: dict[str, tuple[int, int]] | None = None) -> dict[str, tuple]:
-    """Per layer: (values [B, C], flat cell of the value [B, C], spatial mean [B, C], maximum on the border
-    [B, C] bool), over the cells that cover the painting (*shapes*: each layer's map size, for ``reflect``)."""
+    """Per layer: (:class:`~imagemachines.index.peaks.Peaks` [B, C] each, spatial mean [B, C]), over the cells
+    that cover the painting (*shapes*: each layer's map size, for ``reflect``)."""
     result = {}
     for name in layers:
         a = outputs[name]
         if shapes is not None and name in shapes:
             a = painting_cells(a, ranking, shapes[name])
         flat = a.flatten(2) if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1)
-        values, cells, border = peaks(a, ranking)
-        result[name] = (values, cells, flat.float().mean(dim=2), border)
+        result[name] = (peaks(a, ranking), flat.float().mean(dim=2))
     return result
 
 
@@ -103,9 +102,9 @@ class _ChunkState:
 
     def add(self, summary: dict[str, tuple], keys: torch.Tensor, pooled: bool) -> None:
         self.rows.append(keys)
-        for name, (maxima, cells, mean, border) in summary.items():
-            self.accs[name].update(maxima, cells, keys, border)
-            self.maxima[name].append(maxima.to("cpu", torch.float16))
+        for name, (found, mean) in summary.items():
+            self.accs[name].update(found.value, found.cell, keys, found)
+            self.maxima[name].append(found.value.to("cpu", torch.float16))
             if pooled:
                 self.pooled[name].append(mean.to("cpu", torch.float16))
 

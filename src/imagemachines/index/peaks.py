@@ -15,12 +15,15 @@ a corner of sky, a black background — rather than anything painted. Three rank
 
 Whatever the ranking, the *border* of a map is its outer ring of cells (none for maps narrower than 3 cells),
 and for every painting the index records whether the maximum over *all* the painting's cells lies on it: how
-often that happens is a unit's border share (:func:`border_chance` is the share of the map that is border).
+often that happens is a unit's border share (:func:`border_chance` is the share of the map that is border);
+and per unit, its strongest border peak over the collection beside its strongest value inside the maps.
 When the maximum is also reached off the border (a flat region, a unit saturated at ReLU6's 6), an inner cell
 is taken, so such a tie is not called a border peak.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -96,12 +99,22 @@ def _inner_max(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return value, (cell // (w - 2) + 1) * w + cell % (w - 2) + 1
 
 
-def peaks(a: torch.Tensor, ranking: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per image and unit of the painting's maps *a* [B, C, H, W] (or vectors [B, C]): (value [B, C] float32,
-    flat cell of the value in the H×W map [B, C] int64, whether the maximum over all cells is on the border
-    [B, C] bool). ``interior`` takes the value away from the border; the others over every cell. When the
-    maximum is also reached off the border (a flat region, a unit saturated at ReLU6's 6), it is not a border
-    peak and its cell is the inner one (the first in row-major order).
+class Peaks(NamedTuple):
+    """A unit's value on each painting and where it was taken (see :func:`peaks`); every field [B, C]."""
+
+    value: torch.Tensor  # float32: the value as the ranking takes it
+    cell: torch.Tensor  # int64: its flat cell in the H×W map
+    border: torch.Tensor  # bool: the maximum over all cells lies on the border (and nowhere inside)
+    peak: torch.Tensor  # float32: the maximum over all cells
+    inner: torch.Tensor  # float32: the maximum over the interior (all cells for a map without a border)
+
+
+def peaks(a: torch.Tensor, ranking: str) -> Peaks:
+    """Per image and unit of the painting's maps *a* [B, C, H, W] (or vectors [B, C]): the value as *ranking*
+    takes it and its cell, whether the maximum over all cells lies on the border, and the maxima over all cells
+    and over the interior. ``interior`` takes the value away from the border; the others over every cell. When
+    the maximum is also reached off the border (a flat region, a unit saturated at ReLU6's 6), it is not a
+    border peak and its cell is the inner one (the first in row-major order).
 
     Cost: one pass over the maps, and one over the interior of only the maps whose maximum is on the border."""
     flat = (a.flatten(2) if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1)).float()
@@ -109,14 +122,15 @@ def peaks(a: torch.Tensor, ranking: str) -> tuple[torch.Tensor, torch.Tensor, to
     value, cell = flat.max(dim=2)
     edge = on_border(cell, h, w)
     if not edge.any():
-        return value, cell, edge
+        return Peaks(value, cell, edge, value, value)
     rows = edge.flatten().nonzero().squeeze(1)  # the (image, unit) pairs that peak on the border
     inner_v, inner_cell = _inner_max(flat.reshape(-1, h * w).index_select(0, rows).view(-1, h, w))
     inside = inner_v == value.flatten()[rows]  # the maximum is reached inside too: not a border peak
     edge.view(-1)[rows] = ~inside
-    value, cell = value.clone(), cell.clone()
+    peak, inner, cell = value, value.clone(), cell.clone()
+    inner.view(-1)[rows] = inner_v
     if ranking == "interior":
-        value.view(-1)[rows], cell.view(-1)[rows] = inner_v, inner_cell
-    else:
-        cell.view(-1)[rows] = torch.where(inside, inner_cell, cell.flatten()[rows])
-    return value, cell, edge
+        cell.view(-1)[rows] = inner_cell
+        return Peaks(inner, cell, edge, peak, inner)
+    cell.view(-1)[rows] = torch.where(inside, inner_cell, cell.flatten()[rows])
+    return Peaks(peak, cell, edge, peak, inner)

@@ -186,7 +186,9 @@ class CollectionIndex:
             return None
         h, w = self._shape(layer)
         chance = self.manifest.get("border_chance", {}).get(layer, border_chance(h, w))
-        return BorderStats(int(d["border"][channel]), int(d["count"][0]), float(chance))
+        high = {name: float(d[name][channel]) if name in d and math.isfinite(float(d[name][channel])) else None
+                for name in ("edge_high", "inner_high")}
+        return BorderStats(int(d["border"][channel]), int(d["count"][0]), float(chance), **high)
 
     def border_units(self, layer: str) -> list[int]:
         """The flagged border units of *layer* (empty for an index without border counts)."""

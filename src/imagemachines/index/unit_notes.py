@@ -54,7 +54,8 @@ class UnitNotes:
                   "border peaks are left out." if self.ranking == "interior" else
                   " Its strongest-region crops may show the painting's edge or background rather than anything "
                   "painted.")
-        return f"Border unit: it {fact}, more than position alone explains.{hidden}"
+        return f"Border unit: it {fact}. Its strongest spot lies on the edge of the picture more than position alone " \
+               f"explains.{hidden}"
 
     def provenance_text(self) -> str | None:
         """A warning when the top paintings share how they were photographed (None: they do not)."""

@@ -72,8 +72,13 @@ class BorderOut(BaseModel):
     paintings: int = Field(description="Paintings whose maximum (over every cell) lies on the map's border.")
     count: int = Field(description="Paintings in the index.")
     chance: float = Field(description="The border's share of the map's cells.")
+    edge_high: float | None = Field(description="The unit's strongest border peak in the collection (None: none).")
+    inner_high: float | None = Field(description="The unit's strongest value inside the maps.")
     share: float
-    flagged: bool = Field(description="A border unit: at least half the paintings and 1.5× chance.")
+    strength: float | None = Field(description="edge_high / inner_high (null: no border peak, or nothing "
+                                                 "positive inside).")
+    flagged: bool = Field(description="A border unit: a share of at least half the paintings and 1.5× chance, or a "
+                                      "strength of at least 1.25.")
     text: str
 
 
