@@ -51,10 +51,10 @@ class UnitHit:
 
 @dataclass(frozen=True)
 class Tie:
-    """*units* units of the layer share one value (*ranking* "value") or one percentile ("percentile"), *at*;
+    """*units* units of the layer share one value (*by* "value") or one percentile ("percentile"), *at*;
     *shown* of them are among the units shown, where tie-breakers order them (see :func:`explain_image`)."""
 
-    ranking: str
+    by: str
     at: float
     units: int
     shown: int
@@ -161,14 +161,14 @@ def activations(model: LoadedModel, image: Image.Image, layers: list[str], ranki
     return result
 
 
-def ties(ranking: str, values: np.ndarray, shown: list[int]) -> list[Tie]:
+def ties(by: str, values: np.ndarray, shown: list[int]) -> list[Tie]:
     """The groups of exactly equal *values* (one per channel) that reach the *shown* channels: how many units of
     the layer share each value, and how many of them are shown."""
     out = []
     for v in dict.fromkeys(float(values[c]) for c in shown):
         units = int(np.count_nonzero(values == v))
         if units > 1:
-            out.append(Tie(ranking, v, units, sum(1 for c in shown if float(values[c]) == v)))
+            out.append(Tie(by, v, units, sum(1 for c in shown if float(values[c]) == v)))
     return out
 
 

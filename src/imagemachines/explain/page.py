@@ -193,7 +193,7 @@ def tie_text(tie: dict, layer: str) -> str:
     the CLI: how many units tie, where, and what orders the ones shown."""
     from imagemachines.index.records import percentile_label
 
-    if tie["ranking"] == "percentile":
+    if tie["by"] == "percentile":
         return (f"{tie['units']} units of {layer} are tied at the {percentile_label(tie['at'])}th percentile "
                 f"({tie['shown']} shown); among them, the value furthest above the unit's collection mean (in "
                 "standard deviations) comes first.")

@@ -235,7 +235,7 @@ def tie_sentences(explanation, by_value: list, by_percentile: list) -> list[str]
               "percentile": {h.channel: h.percentile for h in explanation.by_percentile}}
     out = []
     for tie in explanation.ties:
-        seen = [c for c in shown[tie.ranking] if values[tie.ranking].get(c) == tie.at]
+        seen = [c for c in shown[tie.by] if values[tie.by].get(c) == tie.at]
         if seen:
             out.append(tie_text({**tie.as_dict(), "shown": len(seen)}, explanation.ranked_at or explanation.layer))
     return out
