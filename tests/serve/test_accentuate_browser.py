@@ -54,7 +54,7 @@ def test_a_painting_of_the_unit_is_accentuated_beside_it_and_the_link_restores_i
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors = watch(page)
     page.goto(f"{base}/#{VIEW}&layer={layer}&unit=1")
-    page.wait_for_selector("#ex-grid[data-state=done]")
+    page.wait_for_selector("#ex-grid[data-state=done]", timeout=60_000)  # the first page of a loaded machine
     first = page.query_selector("#ex-grid .ex-card")
     image_id = int(first.get_attribute("data-image-id"))
     first.query_selector(".acc-card-btn").click()  # the card's own button: open the painting accentuated
