@@ -271,12 +271,13 @@ def main() -> None:
         "a 1280-channel random stand-in CNN at 64 px (not MobileNetV2: see the script)"
     rows = "\n".join(f"| PCA {r['pca'] or 'off'} | {r['wall']:.0f} s | {r['layout']:.0f} s | "
                      f"{100 * r['kept']:.0f} % | {r['clusters']} ({r['unclustered']} unclustered) |" for r in layouts)
+    built = (f"index built through `build_index` in {index_seconds:.0f} s" if index_seconds else
+             "the index already in --work (built earlier through `build_index`)")
     sizes = " · ".join(f"{k}: {1000 * v:.0f} ms" for k, v in contrast_times["sizes"].items())
     md = f"""## Collection map at {index.n_images:,} paintings (`benchmarks/bench_map.py`, cpu)
 
 {machine()}; load average {load[0]:.1f} before, {load_after[0]:.1f} after (2 cores, shared). Network: {net},
-layer `{layer}` ({index.channels(layer)} units); index built through `build_index` in {index_seconds:.0f} s
-(0 when it was already there).
+layer `{layer}` ({index.channels(layer)} units); {built}.
 
 | layout | `imagemachines map` (fresh process, 2 threads) | layout itself | neighbours kept (k = 10) | clusters |
 |---|---|---|---|---|
