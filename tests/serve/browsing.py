@@ -10,6 +10,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
+WAIT_MS = 60_000  # every page's default wait: a shared or busy machine can take more than Playwright's 30 s
 # pytestmark of every browser test module
 BROWSER_MARKS = [
     pytest.mark.browser,
@@ -27,7 +28,7 @@ def _wait_for_function_without_eval(page, expression: str, *, arg=None, timeout:
     from playwright.sync_api import Error, TimeoutError
 
     every = polling if isinstance(polling, (int, float)) else 50
-    deadline = time.monotonic() + (30_000 if timeout is None else timeout) / 1000
+    deadline = time.monotonic() + (WAIT_MS if timeout is None else timeout) / 1000
     while True:
         try:
             if page.evaluate(expression, arg):

@@ -142,10 +142,18 @@ def live_server(app, limits: ServerLimits = ServerLimits()) -> Iterator[str]:
 @pytest.fixture
 def browser():
     """A headless Chromium (Debian's, driven by Playwright) for the browser tests."""
-    from tests.serve.browsing import ARGS, CHROMIUM
+    from tests.serve.browsing import ARGS, CHROMIUM, WAIT_MS
 
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        plain_new_page = b.new_page
+
+        def new_page(*args, **kwargs):
+            page = plain_new_page(*args, **kwargs)
+            page.set_default_timeout(WAIT_MS)
+            return page
+
+        b.new_page = new_page
         yield b
         b.close()
