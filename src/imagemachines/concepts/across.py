@@ -1,0 +1,52 @@
+"""Concepts shared between classes: pairs of concepts of different classes whose vectors point the same way.
+
+Each class's concepts are found separately; a landscape's "sky" and a religious scene's "sky" are then two
+vectors in the same channel space, and their cosine similarity says how alike they are for the network. The
+table lists every pair of concepts of two different classes at or above a threshold, most similar first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from imagemachines.concepts.stability import cosine
+
+THRESHOLD = 0.8
+
+
+@dataclass(frozen=True)
+class SharedConcept:
+    """Concept *first* of class *a* and concept *second* of class *b* (ranks, 0 = most important), alike."""
+
+    a: str
+    first: int
+    b: str
+    second: int
+    similarity: float
+
+    def as_dict(self) -> dict:
+        return {"class_a": self.a, "concept_a": self.first, "class_b": self.b, "concept_b": self.second,
+                "similarity": self.similarity}
+
+
+def shared_concepts(vectors: Mapping[str, np.ndarray], threshold: float = THRESHOLD) -> list[SharedConcept]:
+    """Every pair of concepts of two different classes with cosine similarity ≥ *threshold*, most similar first.
+    *vectors* maps a class name to its concept vectors (rows, in the order of the class's ranking)."""
+    names = list(vectors)
+    pairs = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            sim = cosine(vectors[a], vectors[b])
+            for r, c in zip(*np.nonzero(sim >= threshold), strict=True):
+                pairs.append(SharedConcept(a, int(r), b, int(c), float(sim[r, c])))
+    return sorted(pairs, key=lambda p: (-p.similarity, p.a, p.first, p.b, p.second))
+
+
+def similarity_matrix(vectors: Mapping[str, np.ndarray]) -> dict[str, dict[str, list[list[float]]]]:
+    """{class a: {class b: cosine matrix of their concepts}} for every ordered pair a < b (in the given order)."""
+    names = list(vectors)
+    return {a: {b: np.round(cosine(vectors[a], vectors[b]), 6).tolist() for b in names[i + 1:]}
+            for i, a in enumerate(names)}

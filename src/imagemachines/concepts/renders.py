@@ -1,0 +1,57 @@
+"""A picture of each concept: a feature visualization of its direction at the layer, and its value.
+
+Each concept vector w (unit length) becomes a :class:`imagemachines.vis.Direction` objective: the render
+maximises the mean over positions of ⟨activations, w⟩ with the default method, all concepts of all classes in one
+batch. Like ``explain``'s unit renders it works at the module before the layer's closing ReLU when the layer ends
+in one (:func:`imagemachines.explain.page.render_layer`: a clipped direction that is off everywhere has no
+gradient). The render's *value* is measured the way crops are: the layer's activations over the finished 8-bit
+picture (at the size it was rendered, as the engine scores renders), spatially averaged, projected on the class's
+concepts; its coefficient on its own concept is on the same scale as the coefficients of the concept's best crops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from imagemachines.concepts.factorization import project
+from imagemachines.models.loaded import LoadedModel
+
+
+def render_concepts(model: LoadedModel, layer: str, classes: Sequence, settings, *, progress: bool = True) -> None:
+    """Render every concept of *classes* (:class:`~imagemachines.concepts.result.ClassConcepts`) and set each
+    concept's ``render`` and ``render_value``."""
+    from tqdm.auto import tqdm
+
+    from imagemachines.explain.page import render_layer
+    from imagemachines.vis import Direction, render
+
+    targets = [(c, j) for c in classes for j in range(c.k)]
+    if not targets:
+        return
+    vectors = np.stack([c.W[j] / max(float(np.linalg.norm(c.W[j])), 1e-12) for c, j in targets])
+    at = render_layer(model, layer)
+    with tqdm(total=settings.render_steps, desc=f"rendering {len(targets)} concepts", unit="step",
+              disable=not progress, leave=False) as bar:
+        pictures = render(model, Direction(at, torch.from_numpy(vectors)), images=len(targets),
+                          method=settings.method, size=settings.render_size, steps=settings.render_steps,
+                          seed=settings.seed, on_progress=lambda _p: bar.update(1))
+    values = concept_values(model, layer, [r.image for r in pictures])
+    for (c, j), r, value in zip(targets, pictures, values, strict=True):
+        c.concepts[j].render = r.image
+        c.concepts[j].render_value = float(project(value[None], c.W)[0, j])
+
+
+def concept_values(model: LoadedModel, layer: str, images) -> np.ndarray:
+    """``[n, C]``: the layer's spatial mean over each picture at its own size (as the render engine scores it)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    tap = model.tap([layer], fast=True)
+    rows = []
+    with torch.inference_mode():
+        for im in images:
+            x = model.normalize(TF.pil_to_tensor(im.convert("RGB"))[None].float() / 255)
+            rows.append(tap(x.to(model.device))[layer].float().mean(dim=(2, 3)).cpu()[0])
+    return torch.stack(rows).numpy()
