@@ -180,8 +180,9 @@ def _read(cache: ActivationCache, layer: str, paths: Sequence[str], keys, bad: d
             crop_image.append(torch.full((len(parts["crops"]),), row, dtype=torch.long))
             crop_box.append(parts["boxes"].long())
     if not kept:
-        raise UserError("None of the paintings could be read" + (f" (e.g. {next(iter(bad))}: {next(iter(bad.values()))})"
-                                                                   if bad else "") + ".")
+        example = next(iter(bad.items()), None)
+        raise UserError("None of the paintings could be read" + (f" (e.g. {example[0]}: {example[1]})" if example
+                                                                   else "") + ".")
     result = Activations(layer, kept, sizes, torch.stack(maps), bad=sorted(bad.items()), computed=computed)
     if with_crops:
         result.crops, result.crop_image, result.crop_box = torch.cat(crops), torch.cat(crop_image), torch.cat(crop_box)

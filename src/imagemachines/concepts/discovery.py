@@ -136,7 +136,8 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
         if acts is None:
             continue  # another rank does the rest
         result = concepts_of_class(tail, acts, cls, name, rule, settings, progress=progress,
-                                   on_step=lambda what, frac, n=n: report(f"{name}: {what}", (n + frac) / len(targets)))
+                                   on_step=lambda what, frac, n=n, name=name: report(f"{name}: {what}",
+                                                                                     (n + frac) / len(targets)))
         result.candidates, result.root = len(members), collection.root
         result.meta = {p: collection.meta.get(p, {}) for p in acts.paths}
         studied[name] = result

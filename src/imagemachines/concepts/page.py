@@ -108,7 +108,8 @@ def curves_figure(curves, name: str) -> Image.Image:
         data = getattr(curves, kind)
         steps = np.arange(len(data["concepts"]))
         ax.plot(steps, data["concepts"], color="#e66100", lw=2.2, marker="o", ms=3, label="concepts, by importance")
-        ax.plot(steps, data["random"], color="#777", lw=1.6, ls="--", label=f"concepts, random (mean of {curves.random_draws})")
+        ax.plot(steps, data["random"], color="#777", lw=1.6, ls="--",
+                label=f"concepts, random (mean of {curves.random_draws})")
         ax.plot(steps, data["units"], color="#1a5fb4", lw=1.6, ls=":", marker=".", label="single units, by importance")
         ax.set_title(f"{title} concepts or units")
         ax.set_xlabel("how many")
@@ -132,7 +133,8 @@ def class_view(c, sink: Sink, paintings: _Paintings, *, link_paintings: bool, cr
     view = {"name": c.name, "anchor": anchor, "n_images": len(c.paths), "candidates": c.candidates,
             "n_crops": int(len(c.crop_image)), "rule": c.rule, "r2": c.r2, "logit_share": c.curves.logit_share,
             "stability": c.stability.mean, "summary": c.summary(), "draws": c.curves.random_draws,
-            "curves_src": sink(f"curves/{slug(c.name)}.png", curves_figure(c.curves, c.name), "PNG") if curves else None,
+            "curves_src": (sink(f"curves/{slug(c.name)}.png", curves_figure(c.curves, c.name), "PNG")
+                           if curves else None),
             "concepts": [], "files": {}}
     for k in c.concepts:
         entry = {"rank": k.rank, "bar": 100 * k.sobol / top, "sobol": k.sobol, "sobol_std": k.sobol_std,

@@ -9,7 +9,6 @@ cut of the network and is refused with the reason; so is a network that cannot b
 
 from __future__ import annotations
 
-import torch
 from torch import fx, nn
 
 from imagemachines.errors import UserError
