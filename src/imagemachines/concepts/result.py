@@ -99,8 +99,9 @@ class ClassConcepts:
         return len(self.concepts)
 
     def summary(self) -> dict:
-        """The headline numbers: removing the 3 most important concepts vs 3 random ones vs 3 units."""
-        steps = min(3, self.k)
+        """The headline numbers: removing the 3 most important concepts vs 3 random ones vs 3 units (fewer when
+        there are fewer than 4 concepts: all of them out would be the same in every order)."""
+        steps = max(1, min(3, self.k - 1))
         return {"steps": steps, "probability": self.curves.probability,
                 "drop_top": self.curves.drop("concepts", steps), "drop_random": self.curves.drop("random", steps),
                 "drop_units": self.curves.drop("units", steps)}
