@@ -10,7 +10,7 @@ computed by rank *i* mod N, and the cache is where the ranks meet (like ``index`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,9 +62,11 @@ def setting(model: LoadedModel, layer: str, grid: CropGrid | None) -> dict:
 
 def collect(model: LoadedModel, root: Path, paths: Sequence[str], layer: str, cache: ActivationCache, *,
             grid: CropGrid | None = None, batch_size: int | None = None, progress: bool = True,
-            dist: Dist | None = None, desc: str = "crops") -> Activations | None:
+            dist: Dist | None = None, desc: str = "crops",
+            on_image: Callable[[int, int], None] | None = None) -> Activations | None:
     """The layer's activations over *paths* (relative to *root*): whole maps, and with *grid* every crop.
 
+    *on_image(done, total)* is called after each painting this process computes (it may raise to stop the pass).
     Returns None on ranks other than 0 under torchrun (they only compute their share).
     """
     from imagemachines.train import distributed
@@ -85,7 +87,7 @@ def collect(model: LoadedModel, root: Path, paths: Sequence[str], layer: str, ca
             bad.append((rel, f"{type(exc).__name__}: {exc}"))
     mine = [i for i in range(len(paths)) if i % dist.world == dist.rank and keys[i][0]]
     todo = [i for i in mine if not _cached(cache, keys[i])]
-    bad += _compute(model, root, paths, layer, grid, cache, keys, todo, bs, progress and dist.main, desc)
+    bad += _compute(model, root, paths, layer, grid, cache, keys, todo, bs, progress and dist.main, desc, on_image)
     distributed.barrier(dist)
     every_bad = [b for part in distributed.gather(bad, dist) for b in part]
     computed = sum(distributed.gather(len(todo), dist))
@@ -98,7 +100,8 @@ def _cached(cache: ActivationCache, keys: tuple[str, str | None]) -> bool:
     return all(cache.path(k).is_file() for k in keys if k)
 
 
-def _compute(model, root, paths, layer, grid, cache, keys, todo, bs, progress, desc) -> list[tuple[str, str]]:
+def _compute(model, root, paths, layer, grid, cache, keys, todo, bs, progress, desc,
+             on_image=None) -> list[tuple[str, str]]:
     """Run the network over the paintings *todo* (rows of *paths*) and write each one's results to the cache."""
     from tqdm.auto import tqdm
 
@@ -137,6 +140,8 @@ def _compute(model, root, paths, layer, grid, cache, keys, todo, bs, progress, d
                     cache.put(keys[row][1], {"crops": entry["crops"], "boxes": entry["boxes"], "size": size})
                 del results[row]
                 bar.update(1)
+                if on_image is not None:
+                    on_image(int(bar.n), len(todo))
         pending, rows_waiting = [], 0
 
     with tqdm(total=len(todo), desc=desc, unit="img", dynamic_ncols=True, disable=not progress, leave=False) as bar:

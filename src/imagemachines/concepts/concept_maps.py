@@ -14,16 +14,17 @@ import torch
 from PIL import Image
 
 
-def peak_paintings(maps: torch.Tensor, limit: int) -> list[tuple[int, float, tuple[int, int]]]:
+def peak_paintings(maps: torch.Tensor, limit: int, floor: float = 0.0) -> list[tuple[int, float, tuple[int, int]]]:
     """(painting row, peak coefficient, (row, col) of the peak) of the *limit* paintings whose concept map
-    (``[n, h, w]``) peaks highest, highest first; paintings where the concept is absent are left out."""
+    (``[n, h, w]``) peaks highest, highest first; paintings where the concept is absent (peak at most *floor*)
+    are left out."""
     n, h, w = maps.shape
     flat = maps.reshape(n, -1)
     peaks, cells = flat.max(dim=1)
     order = sorted(range(n), key=lambda i: (-float(peaks[i]), i))
     out = []
     for i in order[:limit]:
-        if float(peaks[i]) <= 0:
+        if float(peaks[i]) <= floor:
             break
         out.append((i, float(peaks[i]), (int(cells[i]) // w, int(cells[i]) % w)))
     return out

@@ -65,7 +65,9 @@ class Settings:
         return CropGrid(self.crop, self.stride)
 
 
-ProgressFn = Callable[[str, float], None]  # (what is happening, fraction done of the whole study)
+ProgressFn = Callable[[str, float], None]  # (what is happening, fraction done of the whole study); may raise to stop
+CROPS_SHARE = 0.6  # the part of a class's progress that is the network's pass over its crops
+RENDER_START = 0.95  # where the renders begin on the study's progress
 
 
 def parse_classes(model: LoadedModel, classes: str | int | Sequence[str | int] | None) -> list[int] | None:
@@ -109,7 +111,11 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
     rule = choose_rule(collection, names, label_column, predicted)
     store = cache if isinstance(cache, ActivationCache) else ActivationCache(Path(cache) if cache else
                                                                              default_cache_dir())
-    report = on_progress or (lambda _what, _done: None)
+    announce = on_progress or (lambda _what, _done: None)
+
+    def report(what: str, fraction: float) -> None:  # the classes take 95 % of the way, the renders the rest
+        announce(what, RENDER_START * fraction)
+
     predictions = _Predictions(model, collection, layer, tail, store, names, batch_size, progress, dist)
     targets = chosen if chosen is not None else list(range(len(names)))
     if chosen is None and rule.kind == "top1":
@@ -131,13 +137,15 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
         report(f"{name}: crops", n / len(targets))
         t0 = time.perf_counter()
         acts = collect(model, collection.root, used, layer, store, grid=settings.grid, batch_size=batch_size,
-                       progress=progress, dist=dist, desc=f"{name}: crops")
+                       progress=progress, dist=dist, desc=f"{name}: crops",
+                       on_image=lambda done, total, n=n, name=name: report(
+                           f"{name}: crops ({done}/{total})", (n + CROPS_SHARE * done / total) / len(targets)))
         t1 = time.perf_counter()
         if acts is None:
             continue  # another rank does the rest
         result = concepts_of_class(tail, acts, cls, name, rule, settings, progress=progress,
-                                   on_step=lambda what, frac, n=n, name=name: report(f"{name}: {what}",
-                                                                                     (n + frac) / len(targets)))
+                                   on_step=lambda what, frac, n=n, name=name: report(
+                                       f"{name}: {what}", (n + CROPS_SHARE + (1 - CROPS_SHARE) * frac) / len(targets)))
         result.candidates, result.root = len(members), collection.root
         result.meta = {p: collection.meta.get(p, {}) for p in acts.paths}
         studied[name] = result
@@ -154,11 +162,12 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
     vectors = {name: c.W for name, c in studied.items()}
     rendered_at = render_layer(model, layer) if settings.render else None
     if settings.render:
-        report("rendering concepts", 0.97)
+        announce("rendering concepts", RENDER_START)
         t0 = time.perf_counter()
         render_concepts(model, layer, list(studied.values()), settings, progress=progress)
         timings["renders_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
+    announce("done", 1.0)
     return ConceptStudy(model=model.name, weights_id=model.weights_id, layer=layer, render_layer=rendered_at,
                         settings={**asdict(settings), "rule": rule.describe(), "grid": settings.grid.as_dict(),
                                   "cache": str(store.folder)},
@@ -219,8 +228,12 @@ def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, 
     step("importance", 0.3)
     with tqdm(total=len(acts.paths), desc=f"{name}: Sobol indices", unit="img", disable=not progress,
               leave=False) as bar:
+        def sobol_step() -> None:
+            bar.update(1)
+            step(f"importance ({bar.n}/{len(acts.paths)})", 0.3 + 0.4 * bar.n / len(acts.paths))
+
         sobol = sobol_importance(tail, cells, fit.W, cls, n_design=settings.design, seed=settings.seed,
-                                 on_image=lambda: bar.update(1))
+                                 on_image=sobol_step)
     ablation = ablation_importance(tail, acts.maps, cells, fit.W, cls)
     order = sorted(range(k), key=lambda j: (-float(sobol[:, j].mean()), j))
     W = fit.W[order]

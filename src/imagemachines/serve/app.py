@@ -21,6 +21,8 @@ from imagemachines.serve.api import build_router, problem_status
 from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
+from imagemachines.serve.concept_jobs import ConceptJobs
+from imagemachines.serve.concepts_api import build_concepts_router
 from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
@@ -87,12 +89,14 @@ def create_app(
     served_indexes = match_indexes(indexes, models)
     cache = RenderCache(cache_dir, max_bytes=limits.max_cache_bytes)
     scheduler = Scheduler(catalog.models, cache, limits=limits, render_fn=render_fn, batch_window=batch_window)
+    concept_jobs = ConceptJobs(Path(cache_dir) / "concepts", max_bytes=limits.max_cache_bytes)  # concept studies
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         scheduler.open()
         yield
         scheduler.close()
+        concept_jobs.close()
 
     app = FastAPI(
         title="imagemachines", version=__version__, lifespan=lifespan,
@@ -101,6 +105,7 @@ def create_app(
                     "The web interface is at `/`.",
     )
     app.state.catalog, app.state.scheduler = catalog, scheduler
+    app.state.concept_jobs = concept_jobs
     if allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Content-Type"], expose_headers=["Retry-After", "X-Render-State"])
@@ -131,6 +136,7 @@ def create_app(
     app.include_router(build_router(catalog, scheduler))
     app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
                                                UploadStore(upload_limits)))
+    app.include_router(build_concepts_router(served_indexes, concept_jobs))
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
