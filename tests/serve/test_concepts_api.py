@@ -45,7 +45,8 @@ def image(response) -> Image.Image:
 
 def test_a_study_runs_in_the_background_and_shows_every_picture(api):
     listing = api.get("/api/indexes/colours-index/concepts").json()
-    assert [(c["name"], c["paintings"], c["study"]) for c in listing["classes"]] == [("red", 4, None), ("blue", 4, None)]
+    classes = [(c["name"], c["paintings"], c["study"]) for c in listing["classes"]]
+    assert classes == [("red", 4, None), ("blue", 4, None)]
     assert listing["rule"].startswith("paintings in a folder") and listing["defaults"]["concepts"] == 10
 
     started = api.post("/api/indexes/colours-index/concepts/RED", json={"concepts": 2, "seed": 0})
