@@ -73,6 +73,8 @@ def test_a_study_runs_in_the_background_and_shows_every_picture(api):
 
     again = api.post("/api/indexes/colours-index/concepts/red", json={"concepts": 2})
     assert again.status_code == 200 and again.json()["key"] == key and again.json()["state"] == "done"
+    assert api.get("/api/indexes/colours-index/concepts/red?concepts=2").json()["key"] == key  # looked up
+    assert api.get("/api/indexes/colours-index/concepts/red?concepts=3").json() is None  # never asked for
 
 
 def test_a_restarted_server_finds_finished_studies(make_client, colour_index, tmp_path):

@@ -190,6 +190,16 @@ def build_concepts_router(indexes: Mapping[str, ServedIndex], jobs: ConceptJobs)
             response.status_code = 200
         return status(job)
 
+    @router.get("/api/indexes/{index_id}/concepts/{name}", response_model=StudyStatus | None, responses=ERRORS)
+    def find(index_id: str, name: str,
+             concepts: Annotated[int, Query(ge=2, le=20)] = StudyRequest().concepts,
+             seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> StudyStatus | None:
+        """The study of a class with these settings if it was asked for, else null (nothing starts: POST here)."""
+        s = served(index_id)
+        name = class_name(s, name)
+        job = jobs.get(key_of(s, name, StudyRequest(concepts=concepts, seed=seed)))
+        return status(job) if job is not None else None
+
     @router.get("/api/concepts/{key}", response_model=StudyStatus, responses=ERRORS)
     def study_status(key: Key) -> StudyStatus:
         """A study's state, stage and progress (0 to 1)."""
