@@ -79,8 +79,7 @@ class ConceptJobs:
     """The queue, the worker thread and the results folder (see the module doc)."""
 
     def __init__(self, root: Path, *, max_bytes: int = 1024**3, max_waiting: int = 4, seconds_per_job: int = 180):
-        self.root = Path(root).expanduser()
-        (self.root / RESULTS).mkdir(parents=True, exist_ok=True)
+        self.root = Path(root).expanduser()  # made with the first study: a server that never studies adds nothing
         self.max_bytes = int(max_bytes)
         self.max_waiting = int(max_waiting)
         self.seconds_per_job = int(seconds_per_job)
@@ -118,10 +117,13 @@ class ConceptJobs:
     def usage(self) -> int:
         return sum(p.stat().st_size for p in (self.root / RESULTS).rglob("*") if p.is_file())
 
+    def _folders(self) -> list[Path]:
+        return list((self.root / RESULTS).iterdir()) if (self.root / RESULTS).is_dir() else []
+
     def _trim(self, keep: str) -> None:
         """Delete the least recently used studies until the results are within their bound (never *keep*)."""
         folders = []
-        for path in (self.root / RESULTS).iterdir():
+        for path in self._folders():
             if path.is_dir() and is_key(path.name):
                 size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
                 folders.append((path.stat().st_mtime, path.name, size))
@@ -135,7 +137,7 @@ class ConceptJobs:
             total -= size
 
     def _clean_leftovers(self) -> None:
-        for path in (self.root / RESULTS).iterdir():  # half-written studies of a server that was killed
+        for path in self._folders():  # half-written studies of a server that was killed
             if path.name.startswith(".tmp-"):
                 shutil.rmtree(path, ignore_errors=True)
 
@@ -218,6 +220,7 @@ class ConceptJobs:
     def _run(self, job: ConceptJob) -> None:
         tmp = self.root / RESULTS / f".tmp-{job.key}"
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
 
         def report(stage: str, fraction: float) -> None:
             if job.cancel.is_set() or self._closing:
