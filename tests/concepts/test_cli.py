@@ -71,7 +71,7 @@ def test_the_output_folder_holds_page_numbers_tensors_and_pictures(use_colournet
     assert len(sources) > 20 and all((out / s).is_file() for s in sources), [s for s in sources
                                                                               if not (out / s).is_file()]
     assert 'id="class-red-1"' in html and "Discs no." in html
-    crop_file = out / first["files"]["crops"][0]
+    crop_file = out / first["files"]["crops"][0]["file"]
     assert Image.open(crop_file).size[0] > 0
     assert "<script" not in html  # a static page
 

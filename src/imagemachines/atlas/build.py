@@ -35,6 +35,7 @@ class AtlasSettings:
     force: bool = False
     serve_url: str = "http://127.0.0.1:8000"
     index: Path | None = None
+    concepts: Path | None = None  # a folder written by `imagemachines concepts`
     options: dict = field(default_factory=dict)
 
 
@@ -101,6 +102,7 @@ def build_atlas(model: LoadedModel, out: Path, settings: AtlasSettings | None = 
               "recipes": recipes(settings)}
     units = pick_units(model, settings)
     index = _open_index(settings.index, model)
+    concepts = _read_concepts(settings.concepts, model)
     state.check_settings(stored)  # every rank reads the same file, so every rank refuses together
     barrier(dist)
     if dist.main:
@@ -114,9 +116,17 @@ def build_atlas(model: LoadedModel, out: Path, settings: AtlasSettings | None = 
     if dist.main:
         from imagemachines.atlas.site import write_site
 
-        page = write_site(state, model, settings, index=index, progress=progress)
+        page = write_site(state, model, settings, index=index, concepts=concepts, progress=progress)
     barrier(dist)
     return BuildResult(page, rendered, skipped)
+
+
+def _read_concepts(path: Path | None, model: LoadedModel) -> dict | None:
+    if path is None:
+        return None
+    from imagemachines.atlas.concepts import read_matching_study
+
+    return read_matching_study(path, model)
 
 
 def _open_index(path: Path | None, model: LoadedModel):

@@ -31,6 +31,8 @@ def atlas_command(
     batch: int | None = typer.Option(None, help="Units per render batch (4 on CPU, up to 64 on GPU)."),
     index: Path | None = typer.Option(None, help="A collection index (`imagemachines index`): top and bottom "
                                                   "paintings with heat overlays on every unit page."),
+    concepts: Path | None = typer.Option(None, help="A concept study (`imagemachines concepts --out DIR`) of this "
+                                                     "model: a page per class, linked from the model page."),
     serve_url: str = typer.Option("http://127.0.0.1:8000", help="Where `open in imagemachines` links point."),
     force: bool = typer.Option(False, "--force", help="Render again what the folder already holds."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (torchrun: one GPU per rank)."),
@@ -49,7 +51,8 @@ def atlas_command(
             layers=[x.strip() for x in layers.split(",") if x.strip()] if layers else None, channels=channels,
             methods=[x.strip() for x in methods.split(",") if x.strip()],
             seeds=[seed] if seed is not None else _ints(seeds, "--seeds"), size=size, steps=steps,
-            image_format=image_format.lower(), batch=batch, force=force, serve_url=serve_url, index=index)
+            image_format=image_format.lower(), batch=batch, force=force, serve_url=serve_url, index=index,
+            concepts=concepts)
         result = build_atlas(m, out, settings, dist=dist)
     finally:
         distributed.teardown(dist)

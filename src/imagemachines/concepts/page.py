@@ -193,7 +193,6 @@ def write_study(study, out: Path, *, progress: bool = True) -> Path:
     from tqdm.auto import tqdm
 
     from imagemachines.errors import UserError
-    from imagemachines.report import write_html
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -210,21 +209,77 @@ def write_study(study, out: Path, *, progress: bool = True) -> Path:
     for c in tqdm(study.classes.values(), desc="writing pages", unit="class", disable=not progress, leave=False):
         views[c.name] = class_view(c, sink, paintings, link_paintings=True)
     doc = study.as_dict()
-    for name, view in views.items():  # where each concept's pictures are, for tools (atlas, notebooks)
+    for name, view in views.items():  # the pictures each concept shows, for the page and for tools (atlas, server)
         for concept, entry in zip(doc["classes"][name]["concepts"], view["concepts"], strict=True):
-            concept["files"] = {"render": entry["render_src"], "crops": [c["src"] for c in entry["crops"]],
-                                "maps": [p["src"] for p in entry["paintings"]]}
+            concept["files"] = {
+                "render": entry["render_src"],
+                "crops": [{"file": c["src"], "painting": c["href"], "path": c["path"], "coefficient": c["coefficient"]}
+                          for c in entry["crops"]],
+                "maps": [{"file": p["src"], "painting": p["href"], "path": p["path"], "peak": p["peak"]}
+                         for p in entry["paintings"]]}
         doc["classes"][name]["files"] = {"curves": view["curves_src"]}
+    doc = _finite(doc)
     write_tensors(study, out / "concepts.safetensors")
-    atomic_write(out / "concepts.json", lambda tmp: tmp.write_text(json.dumps(_finite(doc), indent=1),
-                                                                     encoding="utf-8"))
-    return write_html(out / "concepts.html", "concepts.html", title=f"What {study.model} uses for each class",
-                      doc=doc, classes=list(views.values()), shared=_shared_view(study.shared, views),
-                      threshold=THRESHOLD, steps=_steps(study))
+    atomic_write(out / "concepts.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8"))
+    return write_page(doc, out / "concepts.html")
 
 
-def _steps(study) -> int:
-    return min((c.summary()["steps"] for c in study.classes.values()), default=3)
+def write_page(doc: dict, path: Path, classes: Sequence[str] | None = None, *, template: str = "concepts.html",
+               **context) -> Path:
+    """``concepts.html`` (or another page extending it) from a study's ``concepts.json`` and the pictures beside
+    it: the same page whoever writes it (the command, the atlas)."""
+    from imagemachines.report import write_html
+
+    views = class_views_from_json(doc)
+    chosen = [v for v in views.values() if classes is None or v["name"] in classes]
+    steps = min((v["summary"]["steps"] for v in chosen), default=3)
+    return write_html(path, template, title=context.pop("title", f"What {doc['model']} uses for each class"),
+                      doc=doc, classes=chosen, shared=_shared_view(_shared_from_json(doc), views) if classes is None
+                      else [], threshold=THRESHOLD, steps=steps, **context)
+
+
+def class_views_from_json(doc: dict) -> dict[str, dict]:
+    """The template's data for every class of a ``concepts.json`` (pictures as the relative files it names)."""
+    views = {}
+    for name, c in doc["classes"].items():
+        meta = {}
+        for concept in c["concepts"]:
+            for item in (*concept["crops"], *concept["paintings"]):
+                meta[item["path"]] = item.get("metadata") or {}
+        top = max((k["importance"]["sobol_total"] or 0.0 for k in c["concepts"]), default=0.0) or 1.0
+        concepts = []
+        for k in c["concepts"]:
+            imp, files = k["importance"], k.get("files") or {"render": None, "crops": [], "maps": []}
+            concepts.append({
+                "rank": k["rank"], "bar": 100 * (imp["sobol_total"] or 0.0) / top, "sobol": imp["sobol_total"],
+                "sobol_std": imp["sobol_total_std"], "ablation": imp["ablation"], "ablation_std": imp["ablation_std"],
+                "share": k["share"], "stable": _nan(k["stability"]["similarity"]), "render_value": k["render_value"],
+                "best": k["best_crop_coefficient"] or 0.0, "render_src": files["render"],
+                "crops": [{"src": f["file"], "href": f["painting"], "coefficient": f["coefficient"], "path": f["path"],
+                           **dict(zip(("caption", "title"), caption(meta.get(f["path"], {}), f["path"]), strict=True))}
+                          for f in files["crops"]],
+                "paintings": [{"src": f["file"], "href": f["painting"], "peak": f["peak"], "path": f["path"],
+                               **dict(zip(("caption", "title"), caption(meta.get(f["path"], {}), f["path"]),
+                                          strict=True))}
+                              for f in files["maps"]]})
+        faith = c["faithfulness"]
+        views[name] = {"name": name, "anchor": f"class-{slug(name)}", "n_images": c["n_images"],
+                       "candidates": c["candidates"], "n_crops": c["n_crops"], "rule": c["rule"], "r2": c["r2"],
+                       "logit_share": _nan(faith["logit_share"]), "stability": _nan(c["stability"]["mean"]),
+                       "summary": c["summary"], "draws": faith["random_draws"],
+                       "curves_src": (c.get("files") or {}).get("curves"), "concepts": concepts}
+    return views
+
+
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _shared_from_json(doc: dict) -> list:
+    from imagemachines.concepts.across import SharedConcept
+
+    return [SharedConcept(s["class_a"], s["concept_a"], s["class_b"], s["concept_b"], s["similarity"])
+            for s in doc.get("shared", [])]
 
 
 def _finite(value):

@@ -245,12 +245,12 @@ def build_concepts_router(indexes: Mapping[str, ServedIndex], jobs: ConceptJobs)
     @router.get("/api/concepts/{key}/concepts/{rank}/crops/{i}", responses=PICTURE)
     def crop_picture(key: Key, rank: Rank, i: Item) -> Response:
         """The concept's i-th best crop (JPEG)."""
-        return picture(key, item(concept_of(finished(key), rank)["_files"]["crops"], i))
+        return picture(key, item([f["file"] for f in concept_of(finished(key), rank)["_files"]["crops"]], i))
 
     @router.get("/api/concepts/{key}/concepts/{rank}/maps/{i}", responses=PICTURE)
     def map_picture(key: Key, rank: Rank, i: Item) -> Response:
         """The concept's map over the i-th painting of the class where it is strongest (JPEG)."""
-        return picture(key, item(concept_of(finished(key), rank)["_files"]["maps"], i))
+        return picture(key, item([f["file"] for f in concept_of(finished(key), rank)["_files"]["maps"]], i))
 
     @router.get("/api/concepts/{key}/concepts/{rank}/overlay/{image_id}", responses=PICTURE,
                 dependencies=[Depends(refuse_cross_site)])
@@ -343,15 +343,16 @@ def _view(job: ConceptJob, s: ServedIndex, study, doc: dict, peaks) -> dict:
 
     concepts = []
     for j, (k, kd) in enumerate(zip(c.concepts, cdoc["concepts"], strict=True)):
+        boxes = {cr.path: list(cr.box) for cr in k.crops}
         concepts.append({
             "rank": j, "sobol": k.sobol, "sobol_std": k.sobol_std, "ablation": k.ablation,
             "ablation_std": k.ablation_std, "share": k.share, "stability": k.stable_similarity,
             "render_value": k.render_value, "best": k.crops[0].coefficient if k.crops else None,
             "render": f"{base}/concepts/{j}/render" if kd["files"]["render"] else None,
-            "crops": [{**painting(cr.path), "box": list(cr.box), "coefficient": cr.coefficient,
-                       "picture": f"{base}/concepts/{j}/crops/{i}"} for i, cr in enumerate(k.crops)],
-            "paintings": [{**painting(p.path), "peak": p.peak, "picture": f"{base}/concepts/{j}/maps/{i}"}
-                          for i, p in enumerate(k.paintings)],
+            "crops": [{**painting(f["path"]), "box": boxes[f["path"]], "coefficient": f["coefficient"],
+                       "picture": f"{base}/concepts/{j}/crops/{i}"} for i, f in enumerate(kd["files"]["crops"])],
+            "paintings": [{**painting(f["path"]), "peak": f["peak"], "picture": f"{base}/concepts/{j}/maps/{i}"}
+                          for i, f in enumerate(kd["files"]["maps"])],
             "collection": [{"image_id": image_id, "peak": peak, "meta": display_meta(s.index.image(image_id).meta),
                             "path": s.index.image(image_id).path,
                             "picture": f"{base}/concepts/{j}/overlay/{image_id}"} for image_id, peak in peaks[j]],
