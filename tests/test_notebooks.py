@@ -39,7 +39,7 @@ def outputs(nb) -> str:
 
 def test_notebooks_are_committed_without_outputs():
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert names == ["01-train.ipynb", "02-evaluate.ipynb", "03-visualize.ipynb"]
+    assert names == ["01-train.ipynb", "02-evaluate.ipynb", "03-visualize.ipynb", "04-concepts.ipynb"]
     for name in names:
         nb = load(name)
         assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1, name
@@ -78,3 +78,23 @@ def test_the_three_notebooks_run_on_tiny_settings(tmp_path, monkeypatch):
     text = outputs(vis)
     assert text.count("data:image/png;base64") >= 3 + 8 - 2  # three methods, examples (top and bottom)
     assert (tmp_path / "out" / "notebook-layer2-grid.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_concepts_notebook_runs_on_tiny_settings(tmp_path, monkeypatch):
+    """04-concepts on a ResNet-18 run trained for one epoch at 64 px on generated class folders."""
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    from tests.train.conftest import make_dataset, train_run
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the activation cache stays in the test
+    data = make_dataset(tmp_path / "data", {"train": 4, "val": 2})
+    run = train_run(data, tmp_path / "run", epochs=1, image_size=64)
+    nb = execute(with_parameters(load("04-concepts.ipynb"), MODEL=str(run), IMAGES=str(data / "train"), CONCEPTS=2,
+                                 MAX_IMAGES=4, RENDER_SIZE=32, RENDER_STEPS=2, OUT=str(tmp_path / "out"),
+                                 DEVICE="cpu"), tmp_path)
+    text = outputs(nb)
+    assert text.count("without the top 1 concepts") == 3  # one line per class (3 classes, 2 concepts each)
+    assert text.count("data:image/jpeg;base64") >= 4 and "data:image/png;base64" in text  # crops, maps, renders
+    assert (tmp_path / "out" / "concepts.html").is_file() and (tmp_path / "out" / "concepts.json").is_file()
