@@ -53,6 +53,8 @@ def test_concept_maps_peak_where_the_discs_are(study):
                 r, col = np.unravel_index(int(heat.argmax()), heat.shape)
                 want_r, want_c = _cell_of(*painted.centres[path][colour])
                 assert abs(r + 0.5 - want_r) <= 1.5 and abs(col + 0.5 - want_c) <= 1.5, (path, colour, (r, col))
+                if i == c.concepts[j].paintings[0].image:  # the page's peak cell is the map's maximum
+                    assert c.concepts[j].paintings[0].cell == (int(r), int(col))
                 other = "green" if colour != "green" else name
                 far_r, far_c = _cell_of(*painted.centres[path][other])
                 assert float(heat[int(far_r), int(far_c)]) < 0.05 * float(heat.max())

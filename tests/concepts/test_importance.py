@@ -108,7 +108,7 @@ def test_unit_importance_of_a_linear_tail_is_the_exact_drop_of_zeroing_the_unit(
 def test_curves_start_at_the_real_probability_and_end_where_they_must():
     maps, u = planted_maps()
     v2 = torch.cat([V, -V])  # two classes, so the probability moves
-    tail = LinearTail(v2)
+    tail = LinearTail(v2).requires_grad_(False)
     result = curves(tail, maps, u, W, 0, [1, 0, 2], draws=4)
     p_real = float(torch.softmax(tail(maps), 1)[:, 0].mean())
     p_empty = float(torch.softmax(tail(torch.zeros_like(maps)), 1)[:, 0].mean())
@@ -119,3 +119,5 @@ def test_curves_start_at_the_real_probability_and_end_where_they_must():
     assert result.insertion["concepts"][-1] == pytest.approx(p_real, abs=1e-5)
     assert result.logit_share == pytest.approx(1.0, abs=1e-5)
     assert result.deletion["concepts"][1] < result.deletion["concepts"][0]  # concept 1 speaks for the class
+    importance = unit_importance(tail, maps, 0)
+    assert result.unit_order == sorted(range(6), key=lambda c: -importance[c])[:3]  # most important units first

@@ -25,6 +25,7 @@ def test_the_crop_grid_spans_the_painting_edge_to_edge():
     boxes = grid.boxes(320, 211)
     assert len(boxes) == grid.per_image == 16
     assert boxes[0] == (0, 0, 96, 63) and boxes[-1] == (224, 148, 320, 211)
+    assert boxes[1] == (75, 0, 171, 63) and boxes[4] == (0, 49, 96, 113)  # row by row: right first, then down
     assert CropGrid(1.0, 0.5).boxes(50, 40) == [(0, 0, 50, 40)]
     assert len(CropGrid(0.5, 0.5).boxes(10, 10)) == 4
 
@@ -92,6 +93,19 @@ def test_default_layers_are_the_deepest_non_negative_spatial_cut():
     assert concept_layer(mnv2) == "features.18"
     with pytest.raises(NegativeLayer, match=r"features.17.*BatchNorm2d.*e\.g\. features\.18"):
         concept_layer(mnv2, "features.17")
+
+
+def test_a_layer_ending_in_batchnorm_is_refused_even_when_noise_keeps_it_positive():
+    from torch import nn
+
+    bn = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        bn.running_mean.fill_(-50.0)  # (x + 50) / 1: positive on any small input, negative on a large one
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Sequential(nn.Conv2d(4, 4, 1), bn)),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    model = LoadedModel.wrap("bn-end", net, mean=(0, 0, 0), std=(1, 1, 1), input_size=16, weights_id="bn")
+    with pytest.raises(NegativeLayer, match="ends in BatchNorm2d"):
+        concept_layer(model, "0.1")
 
 
 def test_bad_input_gets_a_clear_error(painted, tmp_path, cache_dir):
