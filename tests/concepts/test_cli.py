@@ -111,3 +111,16 @@ def test_paintings_are_required_and_checked_before_the_model_loads(monkeypatch, 
     assert isinstance(result.exception, UserError) and "does not exist" in str(result.exception)
     result = invoke("colournet")
     assert isinstance(result.exception, UserError) and "IMAGE_DIR, or --index" in str(result.exception)
+
+
+def test_an_index_gives_the_paintings_and_their_metadata(use_colournet, painted, metadata, tmp_path):
+    from imagemachines.index import build_index
+
+    index = build_index(colour_model(), painted.root, tmp_path / "index", k=2, metadata=metadata, progress=False)
+    result = invoke("colournet", "--index", index, "--class", "blue", "--concepts", 2, "--no-render", "--out",
+                    tmp_path / "out", "--cache", tmp_path / "c")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "out" / "concepts.json").read_text())
+    assert doc["image_root"] == str(painted.root) and list(doc["classes"]) == ["blue"]
+    crop = doc["classes"]["blue"]["concepts"][0]["crops"][0]
+    assert crop["path"].startswith("blue/") and crop["metadata"]["title"].startswith("Discs no.")
