@@ -176,35 +176,34 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
 
 
 class _Predictions:
-    """The model's top-1 class of every painting of the collection (only computed when the rule needs it)."""
+    """The model's top-1 class of every painting of the collection (computed once, when the rule needs it)."""
 
-    def __init__(self, model, collection, layer, tail, store, names, batch_size, progress, dist):
-        self._args = (model, collection, layer, tail, store, names, batch_size, progress, dist)
+    def __init__(self, model: LoadedModel, collection: Collection, layer: str, tail, store: ActivationCache,
+                 names: list[str], batch_size: int | None, progress: bool, dist: Dist):
+        self.model, self.collection, self.layer, self.tail, self.store = model, collection, layer, tail, store
+        self.names, self.batch_size, self.progress, self.dist = names, batch_size, progress, dist
         self._labels: dict[str, str] | None = None
 
     def labels(self) -> dict[str, str]:
         if self._labels is None:
             from imagemachines.concepts.importance import _device
-
-            model, collection, layer, tail, store, names, batch_size, progress, dist = self._args
-            acts = collect(model, collection.root, collection.paths, layer, store, batch_size=batch_size,
-                           progress=progress, dist=dist, desc="top-1 classes")
             from imagemachines.train import distributed
 
-            top: list[int] = []
-            if acts is not None:
+            acts = collect(self.model, self.collection.root, self.collection.paths, self.layer, self.store,
+                           batch_size=self.batch_size, progress=self.progress, dist=self.dist, desc="top-1 classes")
+            found = None
+            if acts is not None:  # rank 0: the tail over every painting's map
+                top: list[int] = []
                 with torch.inference_mode():
                     for s in range(0, len(acts.maps), 64):
-                        top += tail(acts.maps[s:s + 64].to(_device(tail))).argmax(dim=1).tolist()
-            shared = distributed.gather(({p: names[t] for p, t in zip(acts.paths, top, strict=True)}
-                                         if acts is not None else None), dist)
-            self._labels = shared[0]
+                        top += self.tail(acts.maps[s:s + 64].to(_device(self.tail))).argmax(dim=1).tolist()
+                found = {p: self.names[t] for p, t in zip(acts.paths, top, strict=True)}
+            self._labels = distributed.gather(found, self.dist)[0]  # every rank gets rank 0's answer
         return self._labels
 
     def classes_present(self) -> list[int]:
-        names = self._args[5]
         present = set(self.labels().values())
-        return [i for i, n in enumerate(names) if n in present]
+        return [i for i, n in enumerate(self.names) if n in present]
 
 
 def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, settings: Settings, *,
