@@ -30,6 +30,8 @@ def main() -> None:
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(args.page.resolve().as_uri())
         page.wait_for_load_state("networkidle")
+        page.evaluate("document.querySelectorAll('img[loading=lazy]').forEach(i => { i.loading = 'eager'; })")
+        page.wait_for_function("[...document.images].every(i => i.complete)", timeout=60_000)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         if args.selector:
             page.locator(args.selector).first.screenshot(path=str(args.out))

@@ -79,11 +79,12 @@ def test_matching_undoes_a_permutation_and_scaling():
     assert cosine(np.zeros((1, 3)), np.ones((1, 3)))[0, 0] == 0.0
 
 
-def test_shared_concepts_lists_pairs_of_different_classes_above_the_threshold():
-    a = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+def test_shared_concepts_are_mutual_best_matches_of_different_classes_above_the_threshold():
+    a = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 1.0, 0.04]])
     b = np.array([[0, 0, 1.0], [0, 2.0, 0.1]])
     pairs = shared_concepts({"landscape": a, "religious": b}, threshold=0.9)
-    assert [(p.a, p.first, p.b, p.second) for p in pairs] == [("landscape", 1, "religious", 1)]
-    assert pairs[0].similarity == pytest.approx(2 / np.sqrt(4.01))
-    assert shared_concepts({"landscape": a, "religious": b}, threshold=0.999) == []
+    # a's rows 1 and 2 are both close to b's row 1, but only row 2 is b's row 1's best match
+    assert [(p.a, p.first, p.b, p.second) for p in pairs] == [("landscape", 2, "religious", 1)]
+    assert pairs[0].similarity == pytest.approx(float(cosine(a[2:], b[1:])[0, 0]))
+    assert shared_concepts({"landscape": a, "religious": b}, threshold=0.99999) == []
     assert similarity_matrix({"a": a, "b": b})["a"]["b"][0] == [0.0, 0.0]

@@ -77,6 +77,17 @@ def test_without_labels_the_model_top1_choices_are_the_class(painted, tmp_path, 
     assert s["blue"].paths == [p.split("/")[1] for p in painted.of("blue")]
 
 
+def test_crops_enlarged_more_than_five_times_are_counted():
+    from imagemachines.concepts.discovery import blown_up
+    from imagemachines.concepts.result import CropRef
+
+    small = CropRef(0, "a.jpg", (0, 0, 36, 24), 1.0)  # 0.3 of a 120 × 80 thumbnail: 7.6× to reach 224 px
+    large = CropRef(1, "b.jpg", (10, 10, 106, 73), 1.0)  # 0.3 of a 320 × 211 painting: 2.9×
+    assert blown_up([small, large, large, small], 224) == 0.5
+    assert blown_up([large], 224) == 0.0 and blown_up([], 224) == 0.0
+    assert blown_up([large], 500) == 1.0
+
+
 def test_max_images_is_a_seeded_sample():
     paths = [f"p{i:02d}.jpg" for i in range(30)]
     assert cap(paths, 10, 0) == cap(paths, 10, 0) != cap(paths, 10, 1)

@@ -143,7 +143,7 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
         t1 = time.perf_counter()
         if acts is None:
             continue  # another rank does the rest
-        result = concepts_of_class(tail, acts, cls, name, rule, settings, progress=progress,
+        result = concepts_of_class(tail, acts, cls, name, rule, settings, side=model.input_size, progress=progress,
                                    on_step=lambda what, frac, n=n, name=name: report(
                                        f"{name}: {what}", (n + CROPS_SHARE + (1 - CROPS_SHARE) * frac) / len(targets)))
         result.candidates, result.root = len(members), collection.root
@@ -207,8 +207,9 @@ class _Predictions:
 
 
 def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, settings: Settings, *,
-                      progress: bool = True, on_step: ProgressFn | None = None) -> ClassConcepts:
-    """Everything about one class's concepts from its paintings' activations (see the module doc)."""
+                      side: int = 224, progress: bool = True, on_step: ProgressFn | None = None) -> ClassConcepts:
+    """Everything about one class's concepts from its paintings' activations (see the module doc); *side* is the
+    network's input size (crops are squashed to it)."""
     from tqdm.auto import tqdm
 
     from imagemachines.concepts.concept_maps import peak_paintings
@@ -247,11 +248,12 @@ def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, 
     total = crop_u.sum()
     concepts = []
     for j in range(k):
+        crops = best_crops(crop_u[:, j], crop_image, crop_box, acts.paths, settings.crops_shown)
         concepts.append(Concept(
             rank=j, sobol=float(sobol[:, j].mean()), sobol_std=float(sobol[:, j].std()),
             ablation=float(ablation[:, j].mean()), ablation_std=float(ablation[:, j].std()),
             share=float(crop_u[:, j].sum() / total) if total > 0 else 0.0,
-            crops=best_crops(crop_u[:, j], crop_image, crop_box, acts.paths, settings.crops_shown),
+            crops=crops, blown_up=blown_up(crops, side),
             paintings=[PaintingRef(i, acts.paths[i], peak, cell)
                        for i, peak, cell in peak_paintings(cells[..., j], settings.paintings_shown)],
             stable_match=stability.partner[j], stable_similarity=stability.similarity[j]))
@@ -260,6 +262,18 @@ def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, 
                          concepts=concepts, W=W, crop_coefficients=crop_u, crop_image=crop_image, crop_box=crop_box,
                          cell_coefficients=cells, r2=fit.r2, iterations=fit.iterations, curves=faith,
                          stability=stability, bad=acts.bad)
+
+
+BLOWN_UP = 5.0  # crops enlarged more than this to reach the input (the longest side of the painting below ~180 px)
+
+
+def blown_up(crops: Sequence[CropRef], side: int, factor: float = BLOWN_UP) -> float:
+    """The share of *crops* enlarged more than *factor* times (geometric mean of both sides) to reach the input:
+    a concept carried by such crops may be about the photographs' resolution (blur, JPEG blocks), not the paintings."""
+    if not crops:
+        return 0.0
+    big = [side / ((c.box[2] - c.box[0]) * (c.box[3] - c.box[1])) ** 0.5 > factor for c in crops]
+    return sum(big) / len(big)
 
 
 def best_crops(coefficients: np.ndarray, crop_image: np.ndarray, crop_box: np.ndarray, paths: Sequence[str],

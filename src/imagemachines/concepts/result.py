@@ -50,6 +50,7 @@ class Concept:
     ablation: float         # class logit drop when the concept is taken out, mean over the paintings
     ablation_std: float
     share: float            # the concept's share of the crops' coefficients (how common it is)
+    blown_up: float = 0.0   # share of its shown crops enlarged more than 5× to the input (small photographs)
     crops: list[CropRef] = field(default_factory=list)
     paintings: list[PaintingRef] = field(default_factory=list)
     render: Image.Image | None = None
@@ -61,7 +62,7 @@ class Concept:
         meta = meta or {}
         return {"rank": self.rank, "importance": {"sobol_total": self.sobol, "sobol_total_std": self.sobol_std,
                                                   "ablation": self.ablation, "ablation_std": self.ablation_std},
-                "share": self.share, "render_value": self.render_value,
+                "share": self.share, "blown_up": self.blown_up, "render_value": self.render_value,
                 "best_crop_coefficient": self.crops[0].coefficient if self.crops else None,
                 "stability": {"partner": self.stable_match, "similarity": self.stable_similarity},
                 "crops": [{"path": c.path, "box": list(c.box), "coefficient": c.coefficient,
