@@ -109,3 +109,23 @@ def test_cached_numbers_are_the_computed_ones(painted, cache_dir):
     for name in ("maps", "crops", "crop_image", "crop_box"):
         assert getattr(fresh, name).equal(getattr(read, name)), name
     assert fresh.crops.shape == (len(paths) * 16, 3) and fresh.maps.shape == (len(paths), 3, 8, 8)
+
+
+def test_progress_rises_to_one_and_a_raising_callback_stops_the_study(painted, cache_dir):
+    seen: list[tuple[str, float]] = []
+    _study(painted, cache_dir, render=True, render_size=32, render_steps=3,
+           on_progress=lambda w, f: seen.append((w, f)))
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and fractions[0] < 0.1
+    stages = {w.split(":")[-1].split("(")[0].strip() for w, _ in seen}
+    assert {"crops", "factorising", "importance", "faithfulness", "rendering concepts"} <= stages
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_renders(what: str, _fraction: float) -> None:
+        if what == "rendering concepts" and _fraction > 0.95:  # a step of the render itself, not its announcement
+            raise Stop
+
+    with pytest.raises(Stop):
+        _study(painted, cache_dir, render=True, render_size=32, render_steps=3, on_progress=stop_in_renders)

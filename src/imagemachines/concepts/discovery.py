@@ -130,7 +130,8 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
         except UserError:
             if chosen is not None:
                 raise
-            continue  # --classes all: a class without paintings is left out (and said so)
+            say(f"{name}: no paintings ({rule.describe()}); left out.")
+            continue
         used = cap(members, settings.max_images, settings.seed)
         say(f"{name}: {len(used)} paintings" + (f" (a seeded sample of {len(members)})" if len(used) < len(members)
                                                 else "") + f", {len(used) * settings.grid.per_image} crops.")
@@ -164,7 +165,8 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
     if settings.render:
         announce("rendering concepts", RENDER_START)
         t0 = time.perf_counter()
-        render_concepts(model, layer, list(studied.values()), settings, progress=progress)
+        render_concepts(model, layer, list(studied.values()), settings, progress=progress,
+                        on_step=lambda f: announce("rendering concepts", RENDER_START + (1 - RENDER_START) * f))
         timings["renders_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     announce("done", 1.0)

@@ -11,7 +11,7 @@ concepts; its coefficient on its own concept is on the same scale as the coeffic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,9 +20,11 @@ from imagemachines.concepts.factorization import project
 from imagemachines.models.loaded import LoadedModel
 
 
-def render_concepts(model: LoadedModel, layer: str, classes: Sequence, settings, *, progress: bool = True) -> None:
+def render_concepts(model: LoadedModel, layer: str, classes: Sequence, settings, *, progress: bool = True,
+                    on_step: Callable[[float], None] | None = None) -> None:
     """Render every concept of *classes* (:class:`~imagemachines.concepts.result.ClassConcepts`) and set each
-    concept's ``render`` and ``render_value``."""
+    concept's ``render`` and ``render_value``. *on_step(fraction done)* is called after every step (it may raise
+    to stop the render)."""
     from tqdm.auto import tqdm
 
     from imagemachines.explain.page import render_layer
@@ -37,11 +39,17 @@ def render_concepts(model: LoadedModel, layer: str, classes: Sequence, settings,
               disable=not progress, leave=False) as bar:
         pictures = render(model, Direction(at, torch.from_numpy(vectors)), images=len(targets),
                           method=settings.method, size=settings.render_size, steps=settings.render_steps,
-                          seed=settings.seed, on_progress=lambda _p: bar.update(1))
+                          seed=settings.seed, on_progress=lambda p: _step(bar, p, on_step))
     values = concept_values(model, layer, [r.image for r in pictures])
     for (c, j), r, value in zip(targets, pictures, values, strict=True):
         c.concepts[j].render = r.image
         c.concepts[j].render_value = float(project(value[None], c.W)[0, j])
+
+
+def _step(bar, progress, on_step) -> None:
+    bar.update(1)
+    if on_step is not None:
+        on_step(progress.step / max(progress.total, 1))
 
 
 def concept_values(model: LoadedModel, layer: str, images) -> np.ndarray:
