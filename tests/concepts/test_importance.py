@@ -121,3 +121,16 @@ def test_curves_start_at_the_real_probability_and_end_where_they_must():
     assert result.deletion["concepts"][1] < result.deletion["concepts"][0]  # concept 1 speaks for the class
     importance = unit_importance(tail, maps, 0)
     assert result.unit_order == sorted(range(6), key=lambda c: -importance[c])[:3]  # most important units first
+
+
+def test_a_concepts_dual_vector_reads_its_least_squares_coefficient():
+    from imagemachines.concepts.renders import dual_vectors
+
+    rng = np.random.default_rng(0)
+    w = rng.random((4, 12))
+    a = rng.random((5, 4)) @ w  # exact combinations of the concepts
+    dual = dual_vectors(w)
+    coefficients = np.linalg.lstsq(w.T, a.T, rcond=None)[0].T
+    scale = 1 / np.linalg.norm(np.linalg.pinv(w).T, axis=1)
+    np.testing.assert_allclose(a @ dual.T, coefficients * scale, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(dual, axis=1), 1.0, rtol=1e-5)
