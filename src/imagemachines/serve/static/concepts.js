@@ -170,7 +170,7 @@
       const where = s.state === "queued" ? `waiting (place ${s.queue_position || "?"})` : s.stage;
       box.replaceChildren(
         node("div", { className: "progress cx-progress" }, node("div", { style: `width:${(100 * s.progress).toFixed(1)}%` })),
-        node("span", { id: "cx-stage", className: "cx-stage", textContent: `${X.name}: ${where} · ${(100 * s.progress).toFixed(0)} %` }),
+        node("span", { id: "cx-stage", className: "cx-stage", textContent: `${where} · ${(100 * s.progress).toFixed(0)} %` }),
         node("button", { className: "button ghost", type: "button", textContent: "Cancel", onclick: cancel }));
       return;
     }
