@@ -28,6 +28,7 @@ from imagemachines.fileio import atomic_write
 
 CROP_SIDE = 160      # px: crop thumbnails (longer side)
 MAP_SIDE = 360       # px: whole paintings with a concept map
+INLINE_MAP_SIDE = 240  # … in a notebook, where every picture is inline
 PAINTING_SIDE = 900  # px: the painting a crop links to
 FOLDERS = ("crops", "maps", "renders", "curves", "paintings")
 
@@ -124,7 +125,7 @@ def curves_figure(curves, name: str) -> Image.Image:
 
 
 def class_view(c, sink: Sink, paintings: _Paintings, *, link_paintings: bool, crops: int | None = None,
-               maps: bool = True, curves: bool = True) -> dict:
+               map_side: int = MAP_SIDE, maps: bool = True, curves: bool = True) -> dict:
     """The template's data for one class, its pictures handed to *sink*."""
     from imagemachines.concepts.concept_maps import concept_overlay
 
@@ -162,7 +163,7 @@ def class_view(c, sink: Sink, paintings: _Paintings, *, link_paintings: bool, cr
                 if painting is None:
                     continue
                 short, title = caption(c.meta.get(ref.path, {}), ref.path)
-                overlay = concept_overlay(_fit(painting, MAP_SIDE), c.cell_coefficients[ref.image, :, :, j], vmax)
+                overlay = concept_overlay(_fit(painting, map_side), c.cell_coefficients[ref.image, :, :, j], vmax)
                 entry["paintings"].append({
                     "src": sink(f"maps/{base}-{i}.jpg", overlay, "JPEG"),
                     "href": _painting_link(sink, painting, ref.path) if link_paintings else None,
@@ -317,7 +318,8 @@ def notebook_html(classes: Sequence, shared, *, title: str, crops: int = 8) -> s
     from imagemachines.report import render_html
 
     paintings = _Paintings(classes[0].root) if classes else None
-    views = {c.name: class_view(c, inline_sink, paintings, link_paintings=False, crops=crops) for c in classes}
+    views = {c.name: class_view(c, inline_sink, paintings, link_paintings=False, crops=crops, map_side=INLINE_MAP_SIDE)
+             for c in classes}
     steps = min((c.summary()["steps"] for c in classes), default=3)
     body = render_html("concepts_body.html", classes=list(views.values()), shared=_shared_view(shared, views),
                        threshold=THRESHOLD, steps=steps)
