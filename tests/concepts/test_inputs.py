@@ -86,6 +86,13 @@ def test_crops_enlarged_more_than_five_times_are_counted():
     assert blown_up([small, large, large, small], 224) == 0.5
     assert blown_up([large], 224) == 0.0 and blown_up([], 224) == 0.0
     assert blown_up([large], 500) == 1.0
+    from imagemachines.concepts.result import Concept
+
+    def concept(share: float, base: float) -> Concept:
+        return Concept(0, 0.1, 0.0, 0.1, 0.0, 0.1, blown_up=share, blown_up_base=base)
+
+    assert concept(0.8, 0.5).resolution_warning and concept(0.6, 0.18).resolution_warning
+    assert not concept(0.6, 0.5).resolution_warning and not concept(0.4, 0.0).resolution_warning
 
 
 def test_max_images_is_a_seeded_sample():

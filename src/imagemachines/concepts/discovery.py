@@ -249,13 +249,14 @@ def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, 
     crop_box = acts.crop_box.numpy()
     total = crop_u.sum()
     concepts = []
+    base = enlarged(crop_box, side).mean() if len(crop_box) else 0.0  # the class's share of enlarged crops
     for j in range(k):
         crops = best_crops(crop_u[:, j], crop_image, crop_box, acts.paths, settings.crops_shown)
         concepts.append(Concept(
             rank=j, sobol=float(sobol[:, j].mean()), sobol_std=float(sobol[:, j].std()),
             ablation=float(ablation[:, j].mean()), ablation_std=float(ablation[:, j].std()),
             share=float(crop_u[:, j].sum() / total) if total > 0 else 0.0,
-            crops=crops, blown_up=blown_up(crops, side),
+            crops=crops, blown_up=blown_up(crops, side), blown_up_base=float(base),
             paintings=[PaintingRef(i, acts.paths[i], peak, cell)
                        for i, peak, cell in peak_paintings(cells[..., j], settings.paintings_shown)],
             stable_match=stability.partner[j], stable_similarity=stability.similarity[j]))
@@ -269,13 +270,18 @@ def concepts_of_class(tail, acts: Activations, cls: int, name: str, rule: Rule, 
 BLOWN_UP = 5.0  # crops enlarged more than this to reach the input (the longest side of the painting below ~180 px)
 
 
+def enlarged(boxes: np.ndarray, side: int, factor: float = BLOWN_UP) -> np.ndarray:
+    """Per crop box (left, top, right, bottom): whether it is enlarged more than *factor* times (geometric mean of
+    both sides) to reach the *side* × *side* input."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0)
+    return side / np.sqrt(area) > factor
+
+
 def blown_up(crops: Sequence[CropRef], side: int, factor: float = BLOWN_UP) -> float:
-    """The share of *crops* enlarged more than *factor* times (geometric mean of both sides) to reach the input:
-    a concept carried by such crops may be about the photographs' resolution (blur, JPEG blocks), not the paintings."""
-    if not crops:
-        return 0.0
-    big = [side / ((c.box[2] - c.box[0]) * (c.box[3] - c.box[1])) ** 0.5 > factor for c in crops]
-    return sum(big) / len(big)
+    """The share of *crops* enlarged more than *factor* times to reach the input: a concept carried by such crops
+    may be about the photographs' resolution (blur, JPEG blocks), not the paintings."""
+    return float(enlarged([c.box for c in crops], side, factor).mean()) if crops else 0.0
 
 
 def best_crops(coefficients: np.ndarray, crop_image: np.ndarray, crop_box: np.ndarray, paths: Sequence[str],

@@ -141,6 +141,7 @@ def class_view(c, sink: Sink, paintings: _Paintings, *, link_paintings: bool, cr
         entry = {"rank": k.rank, "bar": 100 * k.sobol / top, "sobol": k.sobol, "sobol_std": k.sobol_std,
                  "ablation": k.ablation, "ablation_std": k.ablation_std, "share": k.share,
                  "stable": k.stable_similarity, "render_value": k.render_value, "blown_up": k.blown_up,
+                 "blown_up_class": k.blown_up_base, "resolution_warning": k.resolution_warning,
                  "best": k.crops[0].coefficient if k.crops else 0.0, "render_src": None, "crops": [], "paintings": []}
         base = f"{slug(c.name)}-{k.rank + 1:02d}"
         if k.render is not None:
@@ -255,7 +256,8 @@ def class_views_from_json(doc: dict) -> dict[str, dict]:
                 "rank": k["rank"], "bar": 100 * (imp["sobol_total"] or 0.0) / top, "sobol": imp["sobol_total"],
                 "sobol_std": imp["sobol_total_std"], "ablation": imp["ablation"], "ablation_std": imp["ablation_std"],
                 "share": k["share"], "stable": _nan(k["stability"]["similarity"]), "render_value": k["render_value"],
-                "blown_up": k.get("blown_up", 0.0),
+                "blown_up": k.get("blown_up", 0.0), "blown_up_class": k.get("blown_up_class", 0.0),
+                "resolution_warning": bool(k.get("resolution_warning")),
                 "best": k["best_crop_coefficient"] or 0.0, "render_src": files["render"],
                 "crops": [{"src": f["file"], "href": f["painting"], "coefficient": f["coefficient"], "path": f["path"],
                            **dict(zip(("caption", "title"), caption(meta.get(f["path"], {}), f["path"]), strict=True))}

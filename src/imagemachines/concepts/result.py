@@ -51,6 +51,13 @@ class Concept:
     ablation_std: float
     share: float            # the concept's share of the crops' coefficients (how common it is)
     blown_up: float = 0.0   # share of its shown crops enlarged more than 5× to the input (small photographs)
+    blown_up_base: float = 0.0  # … the same share over all the class's crops
+
+    @property
+    def resolution_warning(self) -> bool:
+        """Its best crops come from small pictures far more often than the class's crops do (at least half of
+        them, and 30 points above the class): it may be about the photographs' resolution."""
+        return self.blown_up >= max(0.5, self.blown_up_base + 0.3)
     crops: list[CropRef] = field(default_factory=list)
     paintings: list[PaintingRef] = field(default_factory=list)
     render: Image.Image | None = None
@@ -62,7 +69,8 @@ class Concept:
         meta = meta or {}
         return {"rank": self.rank, "importance": {"sobol_total": self.sobol, "sobol_total_std": self.sobol_std,
                                                   "ablation": self.ablation, "ablation_std": self.ablation_std},
-                "share": self.share, "blown_up": self.blown_up, "render_value": self.render_value,
+                "share": self.share, "blown_up": self.blown_up, "blown_up_class": self.blown_up_base,
+                "resolution_warning": self.resolution_warning, "render_value": self.render_value,
                 "best_crop_coefficient": self.crops[0].coefficient if self.crops else None,
                 "stability": {"partner": self.stable_match, "similarity": self.stable_similarity},
                 "crops": [{"path": c.path, "box": list(c.box), "coefficient": c.coefficient,

@@ -347,6 +347,7 @@ def _view(job: ConceptJob, s: ServedIndex, study, doc: dict, peaks) -> dict:
         concepts.append({
             "rank": j, "sobol": k.sobol, "sobol_std": k.sobol_std, "ablation": k.ablation,
             "ablation_std": k.ablation_std, "share": k.share, "stability": k.stable_similarity, "blown_up": k.blown_up,
+            "resolution_warning": k.resolution_warning,
             "render_value": k.render_value, "best": k.crops[0].coefficient if k.crops else None,
             "render": f"{base}/concepts/{j}/render" if kd["files"]["render"] else None,
             "crops": [{**painting(f["path"]), "box": boxes[f["path"]], "coefficient": f["coefficient"],

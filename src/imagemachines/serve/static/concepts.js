@@ -233,7 +233,7 @@
         node("div", {},
           node("h3", { textContent: `Concept #${c.rank + 1} of ${r.class}` }),
           node("p", { className: "cx-nums", textContent: `total Sobol index ${fmt(c.sobol)} ± ${fmt(c.sobol_std)} · ablation ${fmt(c.ablation)} ± ${fmt(c.ablation_std)} (logit) · ${fmt(100 * c.share, 1)} % of the crops' coefficients · stability ${fmt(c.stability, 2)}` }),
-          c.blown_up >= 0.5 ? node("p", { className: "cx-error", textContent: `${fmt(100 * c.blown_up, 0)} % of its crops come from small pictures enlarged more than 5×: it may be about how the paintings were photographed (blur, JPEG blocks) rather than about them.` }) : null,
+          c.resolution_warning ? node("p", { className: "cx-error", textContent: `${fmt(100 * c.blown_up, 0)} % of its crops come from small pictures enlarged more than 5×: it may be about how the paintings were photographed (blur, JPEG blocks) rather than about them.` }) : null,
           node("button", { className: "button ghost", type: "button", textContent: "Close", onclick: () => go({ concept: null }) }))),
       node("h4", { textContent: "The crops that carry it most (one per painting; click for the painting)" }),
       node("div", { className: "cx-grid cx-crops" }, ...c.crops.map((p) => figure(r, p, fmt(p.coefficient)))),
