@@ -42,7 +42,8 @@
       await loadClasses();
       if (X.name) await askStatus(false);
     }
-    draw();
+    if (X.study && (X.study.state === "queued" || X.study.state === "running")) follow();  // back while it runs
+    else draw();
   }
 
   function hide() {
