@@ -10,8 +10,9 @@
    and every class of the run. Target: one class in at most 3 minutes on 2 CPU cores.
 
 Run: ``.venv/bin/python -m benchmarks.bench_concepts`` (``--quick`` for a smoke run that publishes nothing;
-``--skip-runs`` for the throughput part only). Writes its section of docs/benchmarks.md. The machine's load
-average is printed next to every absolute time: on a shared machine compare the ratios.
+``--part crops|one-class|all-classes`` for one part, each under ten minutes on an idle 2-core machine). Each part
+writes its own block of the Concepts section of docs/benchmarks.md. The machine's load average is printed next to
+every absolute time: on a shared machine compare the ratios.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def timed_run(model, images: Path, metadata: Path | None, classes: str, cache: P
     return {"seconds": time.perf_counter() - t0, "study": study, "load": load()}
 
 
-def end_to_end(run: Path, quick: bool) -> dict:
+def one_class(run: Path, quick: bool) -> dict:
+    """One class capped at 120 paintings: a first run (cold cache), then another K from the cache."""
     from imagemachines.models import load_model
 
     model = load_model(str(run), device="cpu")
@@ -115,16 +117,25 @@ def end_to_end(run: Path, quick: bool) -> dict:
         cache = Path(tmp) / "cache"
         cold = timed_run(model, images, metadata, cls, cache, Path(tmp) / "one", max_images=n)
         warm = timed_run(model, images, metadata, cls, cache, Path(tmp) / "warm", max_images=n, concepts=8)
-        every = timed_run(model, images, metadata, "all", Path(tmp) / "cache-all", Path(tmp) / "all",
-                          max_images=n if quick else 200)
-    return {"class": cls, "n": n, "cold": cold, "warm": warm, "all": every}
+        seed = timed_run(model, images, metadata, cls, cache, Path(tmp) / "seed", max_images=n, seed=1)
+    return {"class": cls, "n": n, "cold": cold, "warm": warm, "seed": seed}
 
 
-def markdown(tp: dict, runs: dict | None) -> str:
-    lines = [
+def all_classes(run: Path, quick: bool) -> dict:
+    """Every class of the run (at most 200 paintings each), cold cache."""
+    from imagemachines.models import load_model
+
+    model = load_model(str(run), device="cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        return timed_run(model, PAINTINGS / "images", PAINTINGS / "labels.csv", "all", Path(tmp) / "cache",
+                         Path(tmp) / "all", max_images=12 if quick else 200)
+
+
+def crops_markdown(tp: dict) -> str:
+    return "\n".join([
         "## Concept discovery (`benchmarks/bench_concepts.py`, cpu)", "",
-        f"Machine: {machine()}. Rerun: `.venv/bin/python -m benchmarks.bench_concepts` (about 15 minutes on an "
-        "idle 2-core machine).", "",
+        f"Machine: {machine()}. Rerun: `.venv/bin/python -m benchmarks.bench_concepts --part crops` (then "
+        "`--part one-class` and `--part all-classes`; each part writes its own block below).", "",
         f"**Crop pass vs bare forward pass**, MobileNetV2 at {tp['layer']}, {tp['crops']} crops of {tp['images']} "
         f"paintings (16 per painting), batches of {tp['batch']}, best of {tp['rounds']} interleaved rounds "
         f"({tp['load']}):", "",
@@ -134,43 +145,69 @@ def markdown(tp: dict, runs: dict | None) -> str:
         f"| **{tp['ratio']:.2f}×** |", "",
         "The crop pass also runs every whole painting (one per 16 crops) and writes the cache; it gains by stopping "
         "at the layer and folding BatchNorm into the convolutions.",
-    ]
-    if runs:
-        cold, warm, every = runs["cold"], runs["warm"], runs["all"]
-        study = every["study"]
-        lines += [
-            "", "**Whole runs** of `concepts` with the fine-tuned MobileNetV2 of `../runs/paintings-mnv2` on the "
-            "shared paintings (renders 128 px × 128 steps, page written):", "",
-            "| run | paintings | seconds | load average |", "|---|---|---|---|",
-            f"| one class ({runs['class']}), first run | {runs['n']} | {cold['seconds']:.0f} | {cold['load']} |",
-            f"| the same class again, another K (activations from the cache) | {runs['n']} | {warm['seconds']:.0f} | "
-            f"{warm['load']} |",
-            f"| every class ({', '.join(study.classes)}) | "
-            f"{sum(len(c.paths) for c in study.classes.values())} | {every['seconds']:.0f} | {every['load']} |",
-            "", f"The cache made the second run {cold['seconds'] / max(warm['seconds'], 1e-9):.1f}× faster.",
-        ]
-    return "\n".join(lines)
+    ])
+
+
+def reused(first: dict, second: dict) -> int:
+    """How many paintings of the second run's class the first run had already put in the cache."""
+    paths = [set(next(iter(r["study"].classes.values())).paths) for r in (first, second)]
+    return len(paths[0] & paths[1])
+
+
+def one_class_markdown(runs: dict) -> str:
+    cold, warm, seed = runs["cold"], runs["warm"], runs["seed"]
+    return "\n".join([
+        f"**One class** ({runs['class']}, {runs['n']} paintings), `concepts` with the fine-tuned MobileNetV2 of "
+        f"`../runs/paintings-mnv2` on the shared paintings, renders 128 px × 128 steps, page written "
+        f"({machine()}):", "",
+        "| run | seconds | vs first run | load average |", "|---|---|---|---|",
+        f"| first run (cold cache) | {cold['seconds']:.0f} | 1.00× | {cold['load']} |",
+        f"| again with another K (8; activations from the cache) | {warm['seconds']:.0f} | "
+        f"**{cold['seconds'] / max(warm['seconds'], 1e-9):.1f}× faster** | {warm['load']} |",
+        f"| again with another seed (1; it also draws another sample of the class: {reused(cold, seed)} of its "
+        f"{runs['n']} paintings' activations from the cache) | {seed['seconds']:.0f} | "
+        f"**{cold['seconds'] / max(seed['seconds'], 1e-9):.1f}× faster** | {seed['load']} |",
+    ])
+
+
+def all_classes_markdown(every: dict) -> str:
+    study = every["study"]
+    return "\n".join([
+        f"**Every class** of the same run, at most 200 paintings each, cold cache ({machine()}):", "",
+        "| run | paintings | seconds | load average |", "|---|---|---|---|",
+        f"| every class ({', '.join(study.classes)}) | {sum(len(c.paths) for c in study.classes.values())} | "
+        f"{every['seconds']:.0f} | {every['load']} |",
+    ])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run; publishes nothing")
-    parser.add_argument("--skip-runs", action="store_true", help="only the crop throughput")
+    parser.add_argument("--part", choices=("crops", "one-class", "all-classes"), action="append",
+                        help="run only this part (repeatable); default: all three")
     parser.add_argument("--model", type=Path, default=RUN, help="a run of `imagemachines train` on the paintings")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (2: the target machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tp = throughput(8 if args.quick else 40, 2 if args.quick else 4, 32)
-    print(f"crop pass {tp['ours_cps']:.1f} crops/s, bare {tp['bare_cps']:.1f} crops/s: {tp['ratio']:.2f}× "
-          f"({tp['load']})")
-    runs = None
-    if not args.skip_runs and args.model.is_dir() and (PAINTINGS / "images").is_dir():
-        runs = end_to_end(args.model, args.quick)
-        for name in ("cold", "warm", "all"):
-            print(f"{name}: {runs[name]['seconds']:.0f} s ({runs[name]['load']})")
-    elif not args.skip_runs:
+    parts = args.part or ["crops", "one-class", "all-classes"]
+    if "crops" in parts:
+        tp = throughput(8 if args.quick else 40, 2 if args.quick else 4, 32)
+        print(f"crop pass {tp['ours_cps']:.1f} crops/s, bare {tp['bare_cps']:.1f} crops/s: {tp['ratio']:.2f}× "
+              f"({tp['load']})")
+        publish("concepts-cpu", crops_markdown(tp), quick=args.quick)
+    runs = [p for p in parts if p != "crops"]
+    if runs and not (args.model.is_dir() and (PAINTINGS / "images").is_dir()):
         print(f"no run at {args.model} or no ../shared paintings: the whole runs are left out")
-    publish("concepts-cpu", markdown(tp, runs), quick=args.quick)
+        return
+    if "one-class" in runs:
+        one = one_class(args.model, args.quick)
+        for name in ("cold", "warm", "seed"):
+            print(f"{name}: {one[name]['seconds']:.0f} s ({one[name]['load']})")
+        publish("concepts-one-class-cpu", one_class_markdown(one), quick=args.quick)
+    if "all-classes" in runs:
+        every = all_classes(args.model, args.quick)
+        print(f"all classes: {every['seconds']:.0f} s ({every['load']})")
+        publish("concepts-all-classes-cpu", all_classes_markdown(every), quick=args.quick)
 
 
 if __name__ == "__main__":
