@@ -77,3 +77,32 @@ def peak(heat: np.ndarray) -> tuple[int, int]:
     """(x, y) of a map's maximum."""
     r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
     return int(c), int(r)
+
+
+class ClampedNet(nn.Module):
+    """Two blocks shaped like MobileNetV2's last one: convolution, BatchNorm, ReLU6(inplace=True). Their weights
+    are large, so most units reach the ReLU6 bound (6) on any painting, where a ranking by value ties."""
+
+    def __init__(self, channels: int = 16, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+
+        def block(cin: int, stride: int) -> nn.Sequential:
+            conv = nn.Conv2d(cin, channels, 3, stride=stride, padding=1)
+            with torch.no_grad():
+                conv.weight.normal_(0, 3.0)
+                conv.bias.normal_(0, 2.0)
+            return nn.Sequential(conv, nn.BatchNorm2d(channels), nn.ReLU6(inplace=True))
+
+        self.features = nn.Sequential(block(3, 1), block(channels, 2))
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(channels, len(CLASSES))
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)))
+
+
+def clamped_model(seed: int = 0) -> LoadedModel:
+    return LoadedModel.wrap("clamped", ClampedNet(seed=seed), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                            input_size=SIZE, weights_id=f"clamped-seed{seed}", class_names=list(CLASSES),
+                            source="test")

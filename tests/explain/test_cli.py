@@ -44,14 +44,14 @@ def test_json_lookup_with_index(use_planted, red_file, index, collection, tmp_pa
                     "--render-steps", 2, "--out", tmp_path / "out", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout[result.stdout.index("{"):])
-    assert doc["lookup"]["units"][0]["channel"] == 0 and len(doc["lookup"]["similar"]) == 4
+    assert doc["lookup"]["units"][0]["channel"] == 0 and len(doc["similar"]) == 4
     assert (tmp_path / "out" / "explain.html").is_file() and doc["out"] == str(tmp_path / "out")
     # a painting of the collection is recognised and left out of its own similar paintings
     own = root / groups["red"][3]
     result = invoke("planted", own, "--index", index.path, "--renders", 0, "--out", tmp_path / "own", "--json")
     doc = json.loads(result.stdout[result.stdout.index("{"):])
     assert doc["in_collection"] is not None
-    assert doc["in_collection"] not in [s["image_id"] for s in doc["lookup"]["similar"]]
+    assert doc["in_collection"] not in [s["image_id"] for s in doc["similar"]]
 
 
 def test_unit_and_class(use_planted, red_file, tmp_path):
@@ -117,3 +117,18 @@ def test_errors_exit_2_with_a_message(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "imagemachines", "explain", "mobilenet_v2", str(tmp_path / "x.jpg")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "No such image file" in proc.stderr
+
+
+def test_class_and_unit_with_an_index_also_show_the_similar_paintings_and_their_layer(use_planted, red_file, index,
+                                                                                        tmp_path):
+    """--index is never dropped: with --class or --unit the page and the JSON have the similar paintings too,
+    found in the layer the reverse lookup takes by default, and both say which."""
+    for args in (["--class", "red", "--method", "gradcam"], ["--unit", "features.2:0"]):
+        out = tmp_path / args[0].strip("-")
+        result = invoke("planted", red_file, *args, "--index", index.path, "--similar", 3, "--out", out)
+        assert result.exit_code == 0, result.output
+        doc = json.loads((out / "explain.json").read_text())
+        assert doc["lookup"] is None and doc["similar_basis"] == "content at features.2" and len(doc["similar"]) == 3
+        assert all((out / s["thumb"]).is_file() for s in doc["similar"])
+        assert "similar paintings by content at features.2:" in result.output
+        assert "Similar by <b>content at features.2</b>" in (out / "explain.html").read_text()

@@ -41,10 +41,12 @@ def test_similar_paintings_are_the_red_ones(planted, index, collection):
     assert len(paths) == 5 and all(p.startswith("red/") for p in paths)
     scores = [s for _, s in e.similar]
     assert scores == sorted(scores, reverse=True)
-    # a painting of the collection finds itself first, unless excluded
+    # a painting of the collection is found as the same painting (not listed as similar), and when excluded, it
+    # is gone
     own = Image.open(root / groups["grey"][2]).convert("RGB")
     own_id = next(i.id for i in index.images() if i.path == groups["grey"][2])
-    assert explain_image(planted, own, index=index, similar=3).similar[0] == (own_id, pytest.approx(1, abs=1e-3))
+    found = explain_image(planted, own, index=index, similar=3)
+    assert own_id in found.same_painting and own_id not in [i for i, _ in found.similar]
     assert own_id not in [i for i, _ in explain_image(planted, own, index=index, exclude=own_id).similar]
     assert find_in_index(index, root / groups["grey"][2]) == own_id
     assert find_in_index(index, root / "labels.csv") is None
@@ -75,8 +77,8 @@ def test_page_has_overlays_renders_similar_and_json(planted, index, tmp_path):
     assert lk["render_layer"] == "features.2.0"  # the conv before the block's ReLU: dead units still render
     rendered = [h for h in lk["units"] + lk["by_percentile"] if "render" in h]
     assert len({h["channel"] for h in rendered}) == 2
-    assert [s["meta"]["artist"].startswith("Painter") for s in lk["similar"]] == [True] * 3
-    assert all((tmp_path / s["thumb"]).is_file() for s in lk["similar"])
+    assert [s["meta"]["artist"].startswith("Painter") for s in doc["similar"]] == [True] * 3
+    assert all((tmp_path / s["thumb"]).is_file() for s in doc["similar"])
     assert json.loads((tmp_path / "explain.json").read_text()) == doc
     html = (tmp_path / "explain.html").read_text()
     assert "features.2:1" in html and "Most similar paintings" in html and "Painter" in html

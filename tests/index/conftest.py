@@ -8,7 +8,8 @@ channel 1 = blueness B - (R + G)/2, averaged over the window; ``features.1`` = R
 Images (96 × 64 px, PNG; squashed to 64 × 64 by the index like every image):
 - ``red/red-I.png``: grey with a red disc (radius 9) of strength 100 + 15·I at a known centre;
 - ``blue/tint-I.png``: a blue tint of strength 10·(I+1) over the whole picture (redness -tint everywhere);
-- ``grey/grey-I.png``: plain grey.
+- ``grey/grey-I.png``: plain grey (each one pixel taller than the last: no two files are the same image, which
+  the index would show once).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def make_collection(root: Path, n_red: int = 6, n_tint: int = 5, n_grey: int = 5
     for i in range(n_grey):
         rel = f"grey/grey-{i:02d}.png"
         (root / "grey").mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (W, H), (128, 128, 128)).save(root / rel)
+        Image.new("RGB", (W, H + i), (128, 128, 128)).save(root / rel)  # each its own file (not a copy)
         grey.append(rel)
     return Collection(root, red[::-1], tints[::-1], grey)
 
@@ -112,6 +113,12 @@ def snapshot(idx) -> dict:
             snap["stats"][(layer, c)] = (s.count, s.mean, s.std, s.min, s.max, *s.quantiles.values())
         pooled = idx.pooled(layer)
         snap["pooled"][layer] = None if pooled is None else np.asarray(pooled).tobytes()
+    if "similarity" in idx.manifest:  # the modes' finished rows and their finishes, exactly
+        sim = idx.similarity()
+        for mode in ("content", "style", "composition"):
+            f = sim.finish(mode)
+            snap["pooled"][f"similar/{mode}"] = (np.asarray(sim.rows(mode)).tobytes(), f.center.tobytes(),
+                                                 f.scale.tobytes(), f.blocks)
     return snap
 
 

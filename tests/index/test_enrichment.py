@@ -132,6 +132,14 @@ def test_provenance_warnings_name_only_photo_facets():
     assert majority(make_facet("x", [None] * n), [0, 1]) is None
 
 
+def test_pixel_size_columns_of_a_catalogue_are_about_the_photograph():
+    """The shared paintings' labels.csv has width and height columns (of the photographs): a map selection that
+    is one photo source shows up there first, and must be warned about, not read as a kind of painting."""
+    facets = {f.name: f for f in [make_facet("width", ["320", "320", "120"]), make_facet("Height", ["211", "211", "9"]),
+                                  make_facet("label", ["a", "a", "b"])]}
+    assert facets["width"].provenance and facets["Height"].provenance and not facets["label"].provenance
+
+
 def test_bad_groups_are_refused():
     facet = make_facet("label", ["a", "b", "a"])
     with pytest.raises(UserError, match="0…2"):

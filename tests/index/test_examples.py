@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -73,3 +74,62 @@ def _other_model():
     m = blob_model()
     m.weights_id = "something-else"
     return m
+
+
+def test_a_new_page_deletes_only_the_pictures_the_earlier_one_wrote(index, blobnet, tmp_path):
+    out = tmp_path / "ex"
+    (out / "files").mkdir(parents=True)
+    mine = {"notes.txt": b"my notes", "my-photo.jpg": b"\xff\xd8 mine", "9999.png": b"mine too"}
+    for name, data in mine.items():
+        (out / "files" / name).write_bytes(data)
+    write_examples(index, blobnet, "features.2", 0, out, k=3, render_size=64, render_steps=2, progress=False)
+    first = {p.name for p in (out / "files").iterdir()}
+    assert {"001.jpg", "003-heat.jpg", "render.png"} <= first
+    write_examples(index, None, "features.2", 0, out, k=1, render=False, progress=False)  # fewer, no heat
+    left = {p.name for p in (out / "files").iterdir()}
+    assert left == {"001.jpg", "001-crop.jpg", ".written.json", *mine}  # the earlier 002…, heat, render: gone
+    for name, data in mine.items():
+        assert (out / "files" / name).read_bytes() == data
+
+
+def test_a_page_never_writes_over_a_file_it_did_not_write(index, tmp_path):
+    out = tmp_path / "ex"
+    (out / "files").mkdir(parents=True)
+    (out / "files" / "002.jpg").write_bytes(b"the user's own 002.jpg")
+    with pytest.raises(UserError, match="did not write.*002.jpg"):
+        write_examples(index, None, "features.2", 0, out, k=3, render=False, progress=False)
+    assert (out / "files" / "002.jpg").read_bytes() == b"the user's own 002.jpg"
+
+
+def test_a_page_written_before_the_record_is_replaced_like_its_own(index, tmp_path):
+    out = tmp_path / "ex"
+    write_examples(index, None, "features.2", 0, out, k=3, render=False, progress=False)
+    (out / "files" / ".written.json").unlink()  # as an earlier version left the folder
+    (out / "files" / "mine.txt").write_text("keep")
+    write_examples(index, None, "features.2", 0, out, k=1, render=False, progress=False)
+    assert {p.name for p in (out / "files").iterdir()} == {"001.jpg", "001-crop.jpg", ".written.json", "mine.txt"}
+
+
+def test_formulas_from_metadata_never_reach_a_spreadsheet_and_numbers_stay_numbers(blobnet, collection, tmp_path):
+    """A WGA subset.csv (written through the project's CSV helper: its '=…' title and '-' date carry a leading ')
+    is joined as it was before it was written; examples.csv neutralises the title again, keeps negative values
+    as numbers, and a spreadsheet formula never starts a cell."""
+    from imagemachines import csvfiles
+
+    with open(collection.root.parent / "subset.csv", "w", newline="", encoding="utf-8") as f:
+        w = csvfiles.dict_writer(f, ["path", "TITLE", "DATE"])
+        w.writeheader()
+        w.writerows({"path": f"images/{p}", "TITLE": '=HYPERLINK("http://example.org/x","Open")', "DATE": "-"}
+                    for p in collection.tints)
+    idx = open_index(build_index(blobnet, collection.root, tmp_path / "idx", k=3, progress=False))
+    assert idx.image(next(i.id for i in idx.images() if i.path == collection.tints[0])).meta == {
+        "TITLE": '=HYPERLINK("http://example.org/x","Open")', "DATE": "-"}
+    write_examples(idx, None, "features.0", 0, tmp_path / "ex", negative=True, render=False, progress=False)
+    raw = list(csv.reader((tmp_path / "ex" / "examples.csv").read_text(encoding="utf-8").splitlines()))
+    header, rows = raw[0], raw[1:]
+    cell = dict(zip(header, rows[0], strict=True))
+    assert cell["TITLE"] == '\'=HYPERLINK("http://example.org/x","Open")' and cell["DATE"] == "'-"
+    assert float(cell["value"]) < 0 and cell["value"].startswith("-")  # the redness of a blue tint: a number
+    for row in raw:
+        assert all(not c.startswith(("=", "+", "@", "\t", "\r")) for c in row)
+        assert all(not c.startswith("-") or re.fullmatch(r"-[\d.e+-]+", c) for c in row)

@@ -369,3 +369,41 @@ def test_cache_files_are_named_by_hash_only(client, tmp_path):
     names = sorted(p.name for p in (tmp_path / "cache").iterdir())
     assert len(names) == 6
     assert all(re.fullmatch(r"[0-9a-f]{32}(\.request)?\.(png|json)", n) for n in names), names
+
+
+def test_every_failure_says_whose_fault_it_is(make_client, spy):
+    from fastapi.testclient import TestClient
+
+    from tests.serve.conftest import BASE_URL
+
+    def broken(*_a, **_kw):  # issue 18: the server's first renders failed like this
+        raise TypeError("'module' object is not callable")
+
+    client = make_client(render_fn=broken, limits=Limits(max_size=128, max_steps=64, max_queue=1))
+    failed = wait_for(client, client.post("/api/renders", json=body(1)).json()["id"])
+    assert (failed["state"], failed["fault"]) == ("failed", "server")
+    assert "TypeError" in failed["error"] and "smaller" not in failed["error"]  # no advice that cannot help
+    image = client.get(f"/api/renders/{failed['id']}/image")
+    assert image.status_code == 409 and "TypeError" in image.json()["detail"]
+    answers = {
+        "request": [client.post("/api/renders", json=body(99)),  # 422: no such channel
+                    client.post("/api/renders", json=body(layer="features.9")),  # 404
+                    client.post("/api/renders", content="{", headers={"Content-Type": "application/json"}),
+                    client.post("/api/renders", json=body(), headers={"Origin": "http://evil.example"}),  # guard
+                    client.get("/api/config", headers={"Host": "evil.example"})],
+    }
+    spy_client = make_client(limits=Limits(max_size=128, max_steps=64, max_queue=1))
+    spy.hold()
+    spy_client.post("/api/renders", json=body(0))
+    assert spy.entered.wait(10)
+    spy_client.post("/api/renders", json=body(1))
+    answers["busy"] = [spy_client.post("/api/renders", json=body(2))]  # 429: the queue is full
+    spy.release()
+
+    app = client.app
+    app.add_api_route("/api/boom", lambda: 1 / 0)  # a route with a bug
+    answers["server"] = [TestClient(app, base_url=BASE_URL, raise_server_exceptions=False).get("/api/boom")]
+    for fault, responses in answers.items():
+        for r in responses:
+            assert r.status_code >= 400 and r.json()["fault"] == fault, (r.status_code, r.text)
+    assert answers["server"][0].status_code == 500 and "ZeroDivisionError" in answers["server"][0].json()["detail"]

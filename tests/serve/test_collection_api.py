@@ -10,11 +10,16 @@ import pytest
 from PIL import Image
 
 from imagemachines.errors import UserError
+from imagemachines.index import open_index
 from imagemachines.models import LOGITS
 from imagemachines.serve.app import create_app
 from imagemachines.serve.uploads import UploadLimits
 from tests.conftest import tiny_loaded_model
+from tests.index.conftest import blob_model
+from tests.index.untrusted import KINDS, built, secret, tamper
 from tests.serve.collection_fixtures import N_PAINTINGS, build_tiny_index, painting
+
+__all__ = ["built", "secret"]  # fixtures
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +106,41 @@ def test_a_paintings_page_ranks_its_units_as_the_index_measured_them(api, index)
     picture(api.get(unit["overlay"]))
 
 
-def test_similar_paintings_leave_out_the_painting_and_find_its_twin(api, index):
+def test_similar_paintings_leave_out_the_painting_and_set_its_twin_apart(api, index):
     by_path = {i.path: i.id for i in index.images()}
     page = api.get(f"/api/indexes/paintings-index/images/{by_path['sub/p0.png']}").json()
     ids = [s["image_id"] for s in page["similar"]]
     assert by_path["sub/p0.png"] not in ids
-    assert ids[0] == by_path["twin.png"]
-    assert page["similar"][0]["score"] > page["similar"][1]["score"]
+    # the twin (the same picture, larger) is the same painting, not a similar one
+    assert page["same_painting"] == [by_path["twin.png"]] and by_path["twin.png"] not in ids
+    assert page["similar"][0]["score"] >= page["similar"][1]["score"]
+    assert page["mode"] == {"content": 1.0} and page["modes"] == ["content", "style", "composition"]
+
+
+@pytest.mark.parametrize("mode", ["content", "style", "composition", "content:0.5,style:0.5"])
+def test_similar_paintings_by_mode_say_why(api, index, mode):
+    page = api.get("/api/indexes/paintings-index/images/3", params={"mode": mode, "similar": 4}).json()
+    assert len(page["similar"]) == 4
+    assert set(page["mode"]) == {m.split(":")[0] for m in mode.split(",")}
+    scores = [s["score"] for s in page["similar"]]
+    assert scores == sorted(scores, reverse=True)
+    for s in page["similar"]:
+        assert set(s["scores"]) == set(page["mode"])
+        assert all(r["mode"] in page["mode"] for r in s["reasons"])
+        assert bool(s["reasons"]) == (s["score"] > 0)  # nothing is shared with a painting at cosine ≤ 0
+        for r in s["reasons"]:
+            if r["channel"] is None:
+                assert r["mode"] == "style" and r["unit"] is None
+            else:  # a unit of an indexed layer links to its examples
+                assert r["unit"] == f"/api/indexes/paintings-index/units/{r['layer']}/{r['channel']}"
+                assert api.get(r["unit"]).status_code == 200
+
+
+@pytest.mark.parametrize("mode", ["colour", "style:-1", "style:x", "", "a" * 101])
+def test_a_bad_similarity_mode_is_refused(api, mode):
+    r = api.get("/api/indexes/paintings-index/images/3", params={"mode": mode})
+    assert r.status_code == 422
+    assert "mode" in r.text.lower() or "weight" in r.text.lower() or "at most" in r.text.lower()
 
 
 def test_an_upload_is_explained_like_the_same_painting_in_the_index(api, index):
@@ -121,7 +154,8 @@ def test_an_upload_is_explained_like_the_same_painting_in_the_index(api, index):
     assert body["layer"] == page["layer"]
     assert [u["channel"] for u in body["units"]] == [u["channel"] for u in page["units"]]
     assert [u["value"] for u in body["units"]] == pytest.approx([u["value"] for u in page["units"]], rel=1e-4)
-    assert body["similar"][0]["image_id"] == image_id and body["similar"][0]["score"] == pytest.approx(1, abs=1e-2)
+    # the upload is the same painting as p3: set apart, not listed as similar
+    assert image_id in body["same_painting"] and image_id not in [s["image_id"] for s in body["similar"]]
     assert (body["width"], body["height"]) == (64, 48)
     overlay = picture(api.get(body["units"][0]["overlay"]))
     assert overlay.size == (64, 48)  # never enlarged
@@ -233,4 +267,51 @@ def test_an_upload_is_explained_against_the_index_asked_for(make_client, index, 
     second = api.get(f"/api/uploads/{first['id']}", params={"index": "small-index"}).json()
     assert second["index"] == "small-index"
     assert {s["image_id"] for s in second["similar"]} <= {0, 1, 2} and len(second["similar"]) == 3
-    assert len(first["similar"]) == 10
+    # all 10 paintings: p3 is the upload's own painting, the twin is grouped under p0 as a copy
+    assert len(first["similar"]) == 8 and len(first["same_painting"]) == 1
+    assert sum(len(s["copies"]) for s in first["similar"]) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_row_that_leads_out_of_the_image_folder_is_refused_and_sends_no_pixel(built, secret, make_client, kind):
+    """An index from elsewhere whose table names a file outside its image folder (absolute, `..`, a link):
+    the painting's routes answer 422 with the reason, never the file (docs/security.md)."""
+    col, out = built
+    tamper(out, kind, col, secret, rows=[0])
+    api = make_client(models={"blobnet": blob_model()}, indexes=[open_index(out)])
+    for url in ("/api/indexes/idx/images/0/thumb", "/api/indexes/idx/images/0",
+                "/api/indexes/idx/images/0/overlay?layer=features.2&channel=0"):
+        r = api.get(url)
+        assert r.status_code == 422, (url, r.status_code)
+        assert "inside its image folder" in r.json()["detail"]
+    assert picture(api.get("/api/indexes/idx/images/1/thumb")).size == (96, 64)
+
+
+def test_a_paintings_page_says_where_it_ranks_and_compares_as_the_command_line_does(make_client, tmp_path):
+    """One painting, one answer: with no layer asked, the web ranks and compares in the layer `imagemachines
+    explain` takes; a block closing with ReLU6 is ranked before the clamp, and the page says so and where the
+    similar paintings were found."""
+    from imagemachines.explain import explain_image
+    from imagemachines.index import build_index
+    from tests.explain.planted import clamped_model
+    from tests.explain.planted import painting as canvas
+
+    model = clamped_model()
+    for i in range(6):
+        canvas([((10 + 8 * i, 40), (200, 40 * i, 30))], seed=i).save(tmp_path / f"c{i}.png")
+    index = open_index(build_index(model, tmp_path, tmp_path / "clamped-index", k=3, progress=False))
+    api = make_client(models={"clamped": model}, indexes=[index])
+    page = api.get("/api/indexes/clamped-index/images/2", params={"similar": 3}).json()
+    cli = explain_image(model, Image.open(index.image_file(2)).convert("RGB"), index=index, k=12, similar=3,
+                        exclude=2)
+    assert (page["layer"], page["ranked_at"], page["clamp"]) == (cli.layer, "features.1.1", "ReLU6")
+    assert page["similar_basis"] == cli.similar_basis and cli.similar_basis.startswith("content at ")
+    assert [s["image_id"] for s in page["similar"]] == [i for i, _ in cli.similar]
+    assert [u["channel"] for u in page["units"]] == [h.channel for h in cli.units]
+    assert page["ties"] == []
+    # an index of other layers: the web's default is still the command line's
+    partial = open_index(build_index(model, tmp_path, tmp_path / "partial", layers=["features.0", "features.1.1"],
+                                     k=3, progress=False))
+    api = make_client(models={"clamped": model}, indexes=[partial])
+    page = api.get("/api/indexes/partial/images/0").json()
+    assert page["layer"] == explain_image(model, Image.open(partial.image_file(0)), index=partial).layer

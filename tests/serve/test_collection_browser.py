@@ -71,7 +71,8 @@ def test_a_unit_shows_its_paintings_and_a_click_opens_one_with_its_units(browser
     src = page.get_attribute("#pv-img", "src")
     assert f"/images/{expected[0]}/overlay?" in src and f"layer={layer}" in src and "channel=1" in src
     page.wait_for_function("document.getElementById('pv-img').naturalWidth > 0")
-    assert "Similar paintings" in page.inner_text("#painting")
+    assert "Compared by content at " in page.inner_text("#pv-sim-note")  # what they were compared by, as the CLI says
+    assert page.inner_text("#pv-rank").startswith("ranked by their percentile in the collection")
     page.keyboard.press("ArrowRight")  # the next unit: the painting stays open with that unit's heatmap
     page.wait_for_function("location.hash.includes('unit=2')")
     assert f"image={expected[0]}" in page.url
@@ -152,4 +153,53 @@ def test_drop_a_file_on_the_page_to_explain_it(browser, site, index):
     page.wait_for_selector("#painting:not([hidden]) #pv-units .pv-unit")
     assert page.inner_text("#pv-title") == "Your painting"
     assert page.is_hidden("#dropzone")
+    assert errors == []
+
+
+def test_the_web_writes_percentiles_by_the_same_rule_as_the_pages_and_the_cli(browser):
+    """collection.js's percentileLabel and imagemachines.index.records.percentile_label agree on every value,
+    ties at the rounding edges included (one rule: '>99.9' just below the maximum, '100' only at it)."""
+    import re
+
+    import numpy as np
+
+    from imagemachines.index.records import percentile_label
+    from imagemachines.serve.app import STATIC
+
+    source = (STATIC / "collection.js").read_text()
+    [line] = re.findall(r"^const percentileLabel = .*$", source, re.M)
+    values = [0, 1e-9, 0.04, 0.05, 0.25, 0.35, 12.25, 49.95, 99.9, 99.94, 99.949999, 99.95, 99.9999, 100, 100.5,
+              -1, 2.5, 33.333333] + np.random.default_rng(0).uniform(0, 100, 300).round(4).tolist()
+    page = browser.new_page()
+    web = page.evaluate(f"(values) => {{ {line} return values.map(percentileLabel); }}", values)
+    page.close()
+    assert web == [percentile_label(v) for v in values]
+
+
+def test_the_mode_switch_beside_the_similar_paintings(browser, site, index):
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = watch(page)
+    page.goto(f"{site}/#{VIEW}&layer={layer_of(index)}&image=3&index={index.path.name}")
+    page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
+    assert page.input_value("#pv-sim") == "content" and "sim=" not in page.url
+    assert "what they show" in page.inner_text("#pv-sim-note")
+    by_content = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
+    page.select_option("#pv-sim", "style")
+    page.wait_for_function("document.getElementById('pv-sim-note').textContent.includes('how they are painted')")
+    page.wait_for_selector("#pv-similar .ex-card .pv-why")
+    assert "sim=style" in page.url
+    why = page.query_selector("#pv-similar .pv-why")  # style says which layers match, not units
+    assert "statistics of" in why.get_attribute("title") and why.evaluate("e => e.tagName") == "SPAN"
+    by_style = [c.get_attribute("data-image-id") for c in page.query_selector_all("#pv-similar .ex-card")]
+    assert by_style != by_content
+    page.select_option("#pv-sim", "composition")
+    page.wait_for_selector("#pv-similar a.pv-why")  # composition: units, linked
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "collection-similar-modes.png"))
+    page.click("#pv-similar a.pv-why")  # a reason opens its unit
+    page.wait_for_selector("#painting", state="hidden")
+    assert "unit=" in page.url
+    page.go_back()
+    page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
+    assert page.input_value("#pv-sim") == "composition"  # the deep link keeps the mode
     assert errors == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -97,8 +98,56 @@ def test_other_sites_cannot_change_or_queue_anything(client, headers, spy):
     assert client.delete("/api/renders/" + "0" * 32, headers=headers).status_code == 403
     seed = client.get("/activations/features.2/3/1", headers=headers)  # an <img src> on any page
     assert seed.status_code == 403 and "another site" in seed.json()["detail"]
-    assert client.get("/api/models", headers=headers).status_code == 200  # reading is CORS's business
+    assert client.get("/api/models", headers=headers).status_code == 403  # reading too (every route: see below)
+    assert client.get("/", headers=headers).status_code == 200  # a link on another site may open the interface
     assert spy.calls == [] and client.get("/api/status").json()["queued"] == 0
+
+
+OTHER_SITES = [{"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"},
+               {"Referer": "http://evil.example/page.html"}]
+OPEN_PAGES = {"/", "/docs"}  # the pages a link on another site may open; everything else refuses its requests
+
+
+def every_route(routes, prefix: str = ""):
+    """(path, route) of every route, also inside included routers (FastAPI keeps those nested since 0.16x)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from every_route(inner.routes, prefix + route.include_context.prefix)
+        else:
+            yield prefix + getattr(route, "path", "?"), route
+
+
+def test_every_route_refuses_other_sites_pages_unless_it_is_a_page_they_may_link_to(client, spy):
+    """Enumerates every route of the app (collection routes, and whatever routers are added later): each one
+    that is not declared open_to_other_sites answers 403 to another site's page, whatever it does."""
+    from fastapi import APIRouter
+    from fastapi.routing import APIRoute
+
+    from imagemachines.serve.guard import is_open_to_other_sites
+
+    later = APIRouter()  # a router included after the app was made, as a new serve/NAME_api.py would be
+    later.add_api_route("/api/later/{thing}", lambda thing: {"thing": thing})
+    client.app.include_router(later)
+    routes = [(path, r) for path, r in every_route(client.app.routes) if isinstance(r, APIRoute)]
+    others = {path for path, r in every_route(client.app.routes) if not isinstance(r, APIRoute)}
+    assert others == {"/openapi.json", "/static"}  # the schema and the static files: no computing, no ids
+    assert {path for path, r in routes if is_open_to_other_sites(r)} == OPEN_PAGES
+    assert {"/api/later/{thing}", "/api/uploads", "/api/uploads/{upload_id}/overlay", "/api/renders/{render_id}",
+            "/api/indexes/{index_id}/images/{image_id}/overlay", "/activations/{layer}/{neuron}/{octave}"} <= \
+        {path for path, _r in routes}
+    checked = 0
+    for template, route in routes:
+        path = re.sub(r"\{[^}]+\}", "1", template)
+        for method in route.methods:
+            for headers in OTHER_SITES:
+                r = client.request(method, path, headers=headers)
+                if template in OPEN_PAGES:
+                    assert r.status_code == 200, (method, template, headers)
+                else:
+                    assert r.status_code == 403 and r.json()["fault"] == "request", (method, template, headers)
+                    checked += 1
+    assert checked >= 3 * 20 and spy.calls == []
 
 
 def test_own_pages_scripts_and_allowed_origins_pass(make_client):
@@ -170,3 +219,48 @@ def test_every_cache_file_is_private(client, tmp_path):
     wait_for(client, client.post("/api/renders", json=body()).json()["id"])
     modes = {p.name.split(".", 1)[1]: stat.S_IMODE(os.stat(p).st_mode) for p in (tmp_path / "cache").iterdir()}
     assert modes == {"png": 0o600, "json": 0o600, "request.json": 0o600}
+
+
+def test_every_answer_forbids_framing_inline_code_and_embedding_by_other_sites(client):
+    from io import BytesIO
+
+    from PIL import Image
+
+    rid = client.post("/api/renders", json=body(2)).json()["id"]
+    wait_for(client, rid)
+    buf = BytesIO()
+    Image.new("RGB", (40, 30), (200, 120, 40)).save(buf, format="PNG")
+    upload = client.post("/api/uploads", content=buf.getvalue(), params={"layer": "features.2", "k": 2}).json()
+    answers = [client.get(url) for url in (
+        "/", "/docs", "/static/app.js", "/static/swagger-ui/swagger-ui-bundle.js", "/openapi.json", "/api/config",
+        f"/api/renders/{rid}/image", upload["image"], upload["units"][0]["overlay"], "/no/such/page")]
+    answers += [client.get("/api/config", headers={"Host": "evil.example"}),  # the guard's own refusals too
+                client.post("/api/renders", json=body(), headers={"Origin": "http://evil.example"})]
+    assert [a.status_code for a in answers] == [200] * 9 + [404, 400, 403]
+    assert {a.headers["content-type"].split(";")[0] for a in answers[6:9]} == {"image/png", "image/jpeg"}
+    for a in answers:
+        csp = dict(part.strip().split(" ", 1) for part in a.headers["content-security-policy"].split(";"))
+        assert csp["frame-ancestors"] == "'none'" and a.headers["x-frame-options"] == "DENY", a.url
+        assert csp["script-src"] == csp["style-src"] == "'self'" and "unsafe" not in str(csp)  # no inline code
+        assert a.headers["cross-origin-resource-policy"] == "same-origin", a.url  # no <img> on other sites
+        assert a.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_api_docs_come_from_the_package_with_their_licence():
+    from pathlib import Path
+
+    import imagemachines.serve.app as app_module
+
+    static = Path(app_module.__file__).parent / "static"
+    page = (static / "docs.html").read_text()
+    assert "<script>" not in page and "http" not in page  # no inline script, nothing from elsewhere
+    assert re.findall(r'src="([^"]+)"', page) == ["/static/swagger-ui/swagger-ui-bundle.js", "/static/docs.js"]
+    vendored = static / "swagger-ui"
+    version = (vendored / "VERSION").read_text()
+    assert version.startswith("swagger-ui-dist 5.") and "Apache-2.0" in version
+    import hashlib
+
+    for line in version.splitlines()[1:]:  # every file as published (scripts/vendor_swagger_ui.sh)
+        digest, name = line.split()
+        assert hashlib.sha256((vendored / name).read_bytes()).hexdigest() == digest, name
+    assert "Apache License" in (vendored / "LICENSE").read_text()

@@ -223,3 +223,40 @@ def test_merged_progress_is_the_slowest_part_s_step_and_images_only_when_every_p
     assert (report.step, report.total, report.activations) == (3, 6, [0.5, 0.25, 2.0])
     assert tuple(report.images.shape) == (3, 3, 2, 2) and report.images[:2].min() == 1 and report.images[2].max() == 0
     assert _merged(latest, [picture[0], None]).images is None and _merged(latest, None).images is None
+
+
+def test_a_child_out_of_memory_stays_out_of_memory_and_other_errors_are_the_servers():
+    from imagemachines.serve.render_process import _child_error
+    from imagemachines.serve.scheduler import failure
+
+    oom = _child_error("OutOfMemoryError", "CUDA out of memory")
+    assert isinstance(oom, MemoryError) and failure(oom)[1] == "request"
+    bug = _child_error("TypeError", "'module' object is not callable")
+    assert type(bug) is RuntimeError and "TypeError: 'module' object" in str(bug) and failure(bug)[1] == "server"
+
+
+def test_the_status_says_whether_the_processes_are_ready_even_while_a_render_runs_here(model, tmp_path):
+    pool = RenderProcesses({model.name: model}, processes=2, threads=2)
+    app = create_app({model.name: model}, cache_dir=tmp_path, render_fn=pool)
+    try:
+        with TestClient(app, base_url=BASE_URL) as client:
+            status = client.get("/api/status").json()
+            assert (status["render_processes"], status["render_processes_ready"], status["warming_up"]) == \
+                (2, 0, True)  # none started yet
+            pool.start(wait=False)
+            seen = []  # asked from the render's own thread, while it holds the pool: answers, never waits
+            pool(model, UNITS[:1], on_progress=lambda _p: seen.append(pool.readiness()), **OPTIONS)
+            assert pool.renders_here == 1 and seen and all(total == 2 for _ready, total in seen)
+            pool.start()  # wait for both
+            status = client.get("/api/status").json()
+            assert (status["render_processes_ready"], status["warming_up"]) == (2, False)
+            os.kill(pool.pids[0], signal.SIGKILL)
+            pool._children[0].process.join(10)
+            status = client.get("/api/status").json()
+            assert (status["render_processes_ready"], status["warming_up"]) == (1, True)  # until a new one starts
+    finally:
+        pool.close()
+    plain = create_app({model.name: model}, cache_dir=tmp_path)  # renders in the server's thread: nothing to wait for
+    with TestClient(plain, base_url=BASE_URL) as client:
+        status = client.get("/api/status").json()
+        assert (status["render_processes"], status["render_processes_ready"], status["warming_up"]) == (0, 0, False)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from imagemachines.errors import UserError
 from imagemachines.serve.cache import RenderCache
-from imagemachines.serve.scheduler import QueueFull, RenderSpec, Scheduler
+from imagemachines.serve.scheduler import QueueFull, RenderSpec, Scheduler, failure
 from imagemachines.serve.schemas import Limits
 from imagemachines.vis import Progress, Render, RenderCancelled
 from tests.conftest import tiny_loaded_model
@@ -371,7 +371,7 @@ def test_a_full_disk_fails_only_the_unit_it_hit_with_advice(make):
     assert engine.calls[-1]["units"] == ["features.2:1", "features.2:2"]
     assert failed["state"] == "failed" and failed["error"] == (
         "Could not write the render cache ([Errno 28] No space left on device); "
-        "check free disk space and the --cache-dir permissions.")
+        "check free disk space and the --cache-dir permissions.") and failed["fault"] == "server"
     assert done["state"] == "done" and s.cache.png(pair[1].id) is not None
 
 
@@ -506,7 +506,7 @@ def test_a_snapshot_holds_the_public_fields_and_the_worker_is_a_named_daemon(mak
     job = s.submit(spec(2))
     snap = wait(s, job)
     assert snap == {"id": job.id, "state": "done", "step": 4, "total": 4, "activation": 2.0, "error": None,
-                    "recipe": job.recipe, "version": job.version}
+                    "fault": None, "recipe": job.recipe, "version": job.version}
     # a daemon, so a render stuck in the engine never keeps the process from exiting; named for py-spy and logs
     assert (s._thread.name, s._thread.daemon) == ("imagemachines-render", True)
 
@@ -515,7 +515,7 @@ def test_failed_and_cancelled_renders_are_counted_once_per_unit(make, caplog):
     class Boom(FakeEngine):
         def __call__(self, *a, **kw):
             self.calls.append(kw)
-            raise RuntimeError("CUDA out of memory")
+            raise TypeError("'module' object is not callable")  # a bug of the server, as in issue 18
 
     class GivesUp(FakeEngine):  # an engine that cancels by itself, not asked to by a preemption
         def __call__(self, *a, **kw):
@@ -531,9 +531,9 @@ def test_failed_and_cancelled_renders_are_counted_once_per_unit(make, caplog):
         logged = [r.getMessage() for r in caplog.records if r.name == "imagemachines.serve"]
         if state == "failed":
             assert logged == ["render of 2 unit(s) failed"]
-            assert [s.snapshot(j)["error"] for j in jobs] == [
-                "The render failed inside the engine (RuntimeError: CUDA out of memory). "
-                "Try a smaller size or another method."] * 2
+            assert [(s.snapshot(j)["error"], s.snapshot(j)["fault"]) for j in jobs] == [(
+                "The server failed while rendering (TypeError: 'module' object is not callable). This is a fault of "
+                "the server, not of the request: try again, and report it if it keeps failing.", "server")] * 2
         else:
             assert logged == [] and [s.snapshot(j)["error"] for j in jobs] == [None, None]
         other = "cancelled" if state == "failed" else "failed"
@@ -631,7 +631,20 @@ def test_a_user_error_for_a_single_unit_fails_it_with_the_engines_words(make):
     s = make(engine)
     snap = wait(s, s.submit(spec(9)))
     assert (snap["state"], snap["error"]) == ("failed", "unit features.2:9 is outside the layer")
+    assert snap["fault"] == "request"  # the request can change: no retry by the interface
     assert engine.calls == [["features.2:9"]] and s.counts()["failed"] == 1
+
+
+@pytest.mark.parametrize("exc", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                 MemoryError("OutOfMemoryError: CUDA out of memory")])  # as a render process says it
+def test_only_running_out_of_memory_advises_a_smaller_size(exc):
+    message, fault = failure(exc)
+    assert fault == "request" and "Try a smaller size" in message and str(exc) in message
+    for bug in (TypeError("'module' object is not callable"), RuntimeError("index out of range"), OSError("EIO")):
+        message, fault = failure(bug)
+        assert fault == "server" and "smaller" not in message and "fault of the server" in message
+        assert f"{type(bug).__name__}: {bug}" in message
+    assert failure(UserError("Layer 'x' has 8 channels")) == ("Layer 'x' has 8 channels", "request")
 
 
 def test_cancelling_every_job_of_a_render_stops_the_engine_at_its_next_step(make):
@@ -669,7 +682,8 @@ def test_units_the_engine_returned_no_image_for_fail_and_the_rest_are_stored(mak
     s = make(engine)
     jobs, _ = s.submit_many([spec(c) for c in (1, 2, 3)])
     assert [wait(s, j)["state"] for j in jobs] == ["done", "done", "failed"]
-    assert s.snapshot(jobs[2])["error"] == "The engine returned no image for this unit; try again."
+    assert (s.snapshot(jobs[2])["error"], s.snapshot(jobs[2])["fault"]) == (
+        "The engine returned no image for this unit (a fault of the server); try again.", "server")
     jobs, _ = s.submit_many([spec(c, layer="features.3") for c in (1, 2)])
     assert [wait(s, j)["state"] for j in jobs] == ["done", "failed"]
     assert s.counts()["units"] == 5 and s.counts()["batches"] == 2  # units asked for, summed over the batches

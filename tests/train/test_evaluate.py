@@ -107,6 +107,24 @@ def test_top_ranks_a_folder_by_class_probability(trained, swapped, tmp_path):
     assert by_index[0]["path"] == rows[0]["path"]
 
 
+def test_a_gallery_rewritten_with_fewer_images_deletes_only_its_own_thumbnails(trained, swapped, tmp_path):
+    _, run = trained
+    out = tmp_path / "top"
+    top_images(run, swapped, "portrait", k=5, out=out, workers=0)
+    mine = out / "thumbs" / "my-notes.jpg"  # a user's own picture in the gallery's folder
+    mine.write_bytes(b"not ours")
+    top_images(run, swapped, "portrait", k=2, out=out, workers=0)
+    assert sorted(p.name for p in (out / "thumbs").iterdir()) == [".written.json", "00000.jpg", "00001.jpg",
+                                                                   "my-notes.jpg"]
+    assert mine.read_bytes() == b"not ours"
+    (out / "thumbs" / "00001.jpg").unlink()
+    (out / "thumbs" / "00001.jpg").write_bytes(b"a user's file under a gallery name")
+    (out / "thumbs" / ".written.json").write_text('["00000.jpg"]')
+    with pytest.raises(UserError, match="did not write"):
+        top_images(run, swapped, "portrait", k=2, out=out, workers=0)
+    assert (out / "thumbs" / "00001.jpg").read_bytes() == b"a user's file under a gallery name"
+
+
 def test_top_explains_unknown_classes(trained, tmp_path):
     data, run = trained
     with pytest.raises(UserError, match="Did you mean: portrait"):

@@ -17,6 +17,10 @@ def test_renders_and_contact_sheets_show_themselves(tmp_path):
     assert Image.open(io.BytesIO(png)).tobytes() == renders[0].image.tobytes()
     html = renders._repr_html_()
     assert html.count("<img src=\"data:image/png;base64,") == 2 and "features.1:1" in html
+    maco = render(tiny_loaded_model(), "features.1:0", method="maco", size=32, steps=2)
+    both = type(renders)([renders[0], maco[0]])._repr_html_()  # one unit, two methods: the captions tell them apart
+    assert f"features.1:0 · lucid · {renders[0].activation:.2f}<" in both
+    assert f"features.1:0 · maco · {maco[0].activation:.2f}<" in both
     sheet = contact_sheet(renders, tmp_path / "sheet.png")
     assert sheet == tmp_path / "sheet.png" and sheet._repr_png_() == (tmp_path / "sheet.png").read_bytes()
 

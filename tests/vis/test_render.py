@@ -336,3 +336,19 @@ def test_maco_reports_one_value_per_image_and_uses_its_noise_option():
     assert all(len(p.activations) == 1 for p in seen)  # the crops' values averaged per image
     [noisy] = render(model, Unit(PRE_RELU, 4), **opts, noise=0.3)
     assert not np.array_equal(np.asarray(quiet.image), np.asarray(noisy.image))
+
+
+def test_the_recipe_records_the_thread_count_and_torch_version_it_was_rendered_with():
+    """On a CPU the thread count decides the last bits (and, over many steps, visible pixels): every recipe says
+    which it was, with the library version (docs/visualize.md, Reproducibility)."""
+    import torch
+
+    model = tiny_loaded_model()
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            [r] = render(model, Unit(PRE_RELU, 4), size=32, steps=1)
+            assert (r.recipe["threads"], r.recipe["torch"]) == (n, torch.__version__)
+    finally:
+        torch.set_num_threads(threads)

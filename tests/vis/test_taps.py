@@ -188,3 +188,44 @@ def test_a_tap_without_call_counts_takes_each_module_once():
     x = torch.rand(1, 3, 32, 32)
     out = LayerTap(model.module, ["features.1"])(x)
     torch.testing.assert_close(out["features.1"], _full_forward_capture(model, "features.1", x))
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_an_output_the_network_changes_in_place_later_is_tapped_as_the_layer_computed_it(fast):
+    """MobileNetV2's blocks end in BatchNorm → ReLU6(inplace=True): tapping the BatchNorm together with a later
+    layer must give the BatchNorm's output (negative values and values above 6 included), not the clamped tensor
+    the in-place ReLU6 leaves behind."""
+    from torch import nn
+
+    from imagemachines.models import LoadedModel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU6(inplace=True)),
+                        nn.Sequential(nn.Conv2d(8, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU6(inplace=True)))
+    with torch.no_grad():
+        net[0][0].weight.mul_(20)  # values well beyond 0 … 6 before the clamp
+    model = LoadedModel.wrap("clamped", net, mean=(0.5,) * 3, std=(0.25,) * 3, input_size=16, weights_id="t")
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = net[0][1](net[0][0](x))
+        out = model.tap(["0.1", "1"], fast=fast)(x)
+        alone = model.tap(["0.1"], fast=fast)(x)["0.1"]  # the pass ends at the layer: nothing changes it
+    assert expected.min() < 0 and expected.max() > 6
+    torch.testing.assert_close(out["0.1"], expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(alone, expected, rtol=1e-4, atol=1e-4)
+    assert out["1"].min() >= 0 and out["1"].max() <= 6  # the later layer is still the clamped block
+
+
+def test_the_layer_table_is_made_even_when_first_asked_for_under_inference_mode():
+    """The first tap of a fresh model may come from inside torch.inference_mode (activation maps, explain): the
+    dry run that finds in-place changes still works there and finds them."""
+    from torch import nn
+
+    from imagemachines.models import LoadedModel
+
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU6(inplace=True)),
+                        nn.Conv2d(4, 2, 1))
+    model = LoadedModel.wrap("fresh", net, mean=(0.5,) * 3, std=(0.25,) * 3, input_size=16, weights_id="t")
+    with torch.inference_mode():
+        out = model.tap(["0.1", "1"])(torch.rand(1, 3, 16, 16))
+    assert model._changed_later == {"0.1"} and set(out) == {"0.1", "1"}

@@ -102,3 +102,22 @@ def test_data_dir_with_odd_characters(capsys, monkeypatch, data_dir, tmp_path, r
     (odd / "catalog.sqlite").write_bytes((data_dir / "catalog.sqlite").read_bytes())
     code, out, err = run_cli(capsys, monkeypatch, "wga", "query", "--count", "--data-dir", str(odd))
     assert code == 0 and int(out) == len(rows), err
+
+
+def test_cli_csv_never_hands_a_spreadsheet_a_formula(capsys, monkeypatch, data_dir):
+    """A catalog title that a spreadsheet would run, and WGA's '-' for an unknown date, come out as text."""
+    import sqlite3
+
+    conn = sqlite3.connect(data_dir / "catalog.sqlite")
+    with conn:
+        conn.execute("""UPDATE artworks SET TITLE = '=HYPERLINK("http://example.org","x")', DATE = '-'
+                        WHERE ID = 'p/painter00/work0'""")
+    conn.close()
+    code, out, _ = run_cli(capsys, monkeypatch, "wga", "query", "ID=p/painter00/work0", "--format", "csv",
+                           "--columns", "id,title,date", "--data-dir", str(data_dir))
+    assert code == 0
+    assert list(csv.reader(io.StringIO(out))) == [["ID", "TITLE", "DATE"], [
+        "p/painter00/work0", '\'=HYPERLINK("http://example.org","x")', "'-"]]
+    code, out, _ = run_cli(capsys, monkeypatch, "wga", "query", "ID=p/painter00/work0", "--by", "DATE",
+                           "--format", "csv", "--data-dir", str(data_dir))
+    assert list(csv.reader(io.StringIO(out))) == [["DATE", "count"], ["'-", "1"]]

@@ -11,6 +11,7 @@ import wgafake
 from clirun import run_cli
 from wgaserver import WgaServer
 
+from imagemachines.csvfiles import restore
 from imagemachines.errors import UserError
 from imagemachines.wga.download import DownloadOptions, download
 from imagemachines.wga.paths import store_dir
@@ -30,8 +31,9 @@ def root(tmp_path_factory, catalog_template, jpegs, keys):
 
 
 def _read(path):
+    """subset.csv as the project reads it back (cells a spreadsheet would run carry a leading ', see csvfiles)."""
     with open(path / "subset.csv", newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        return [{k: restore(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def test_paper_subset_is_an_imagefolder_with_metadata(root, tmp_path, rows, jpegs):

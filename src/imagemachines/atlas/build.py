@@ -36,6 +36,7 @@ class AtlasSettings:
     serve_url: str = "http://127.0.0.1:8000"
     index: Path | None = None
     concepts: Path | None = None  # a folder written by `imagemachines concepts`
+    map: bool = False
     options: dict = field(default_factory=dict)
 
 
@@ -103,6 +104,12 @@ def build_atlas(model: LoadedModel, out: Path, settings: AtlasSettings | None = 
     units = pick_units(model, settings)
     index = _open_index(settings.index, model)
     concepts = _read_concepts(settings.concepts, model)
+    if settings.map and index is None:
+        raise UserError("--map needs --index: the map is of a collection index's paintings.")
+    if settings.map:
+        from imagemachines.collection_map.view import open_map
+
+        open_map(index)  # no map yet: say so before any render
     state.check_settings(stored)  # every rank reads the same file, so every rank refuses together
     barrier(dist)
     if dist.main:
@@ -116,6 +123,8 @@ def build_atlas(model: LoadedModel, out: Path, settings: AtlasSettings | None = 
     if dist.main:
         from imagemachines.atlas.site import write_site
 
+        if settings.map:
+            _write_map(state, index, units, progress)
         page = write_site(state, model, settings, index=index, concepts=concepts, progress=progress)
     barrier(dist)
     return BuildResult(page, rendered, skipped)
@@ -135,6 +144,17 @@ def _open_index(path: Path | None, model: LoadedModel):
     from imagemachines.atlas.examples import open_matching_index
 
     return open_matching_index(path, model)
+
+
+def _write_map(state: AtlasState, index, units: dict[str, list[int]], progress: bool) -> None:
+    """``MODEL/map/map.html``: the index's map, its cluster units linked to their pages when the atlas has them."""
+    from imagemachines.collection_map.page import write_map_page
+
+    def href(layer: str, channel: int) -> str | None:
+        return f"../{layer}/{channel}.html" if channel in units.get(layer, ()) else None
+
+    write_map_page(index, None, state.root / "map", unit_href=href, file_links=False, back="../index.html",
+                   progress=progress)
 
 
 def _render_jobs(model: LoadedModel, state: AtlasState, jobs: list[Job], settings: AtlasSettings,

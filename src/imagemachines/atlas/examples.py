@@ -50,8 +50,9 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
                 todo.append((ex, folder / Path(rel).name))
         images, readable = [], []
         for ex, dest in todo:
+            path = index.image_file(ex.image_id)  # OutsideImageFolder for a row that would read outside: refused
             try:
-                with Image.open(index.image_file(ex.image_id)) as im:
+                with Image.open(path) as im:
                     small = im.convert("RGB")
             except (OSError, ValueError):  # moved or damaged since indexing: the page says so
                 next(i for i in items if i["rank"] == ex.rank)["src"] = None
@@ -82,12 +83,14 @@ class ExamplesSheet:
         return len(self.examples)
 
     def _repr_html_(self) -> str:
+        from imagemachines.index.records import percentile_label
         from imagemachines.vis.display import figure_html
 
         figures = []
         for ex, path, image, meta in zip(self.examples, self.paths, self.images, self.meta, strict=True):
             label = " · ".join(v for v in list(meta.values())[:2] if v) or path
-            figures.append(figure_html(image, f"#{ex.rank} {ex.value:.2f} ({ex.percentile:.0f} %ile) {label}", 200))
+            caption = f"#{ex.rank} {ex.value:.2f} ({percentile_label(ex.percentile)}th pct) {label}"
+            figures.append(figure_html(image, caption, 200))
         return f"<div><b>{self.layer}:{self.channel}</b><br>{''.join(figures)}</div>"
 
 

@@ -59,7 +59,8 @@ def write_site(state: AtlasState, model: LoadedModel, settings, *, index=None, c
 
         concept_rows = write_concepts(state.root, settings.concepts, concepts, name)
     write_html(state.root / "index.html", "atlas_model.html", title=f"{name}: atlas", model=name,
-               weights=model.weights_id, layers=layers, version=__version__, concepts=concept_rows)
+               weights=model.weights_id, layers=layers, version=__version__, concepts=concept_rows,
+               map_page="map/map.html" if getattr(settings, "map", False) else None)
     bar = tqdm(total=sum(len(c) for c in units.values()), unit="page", desc="pages", disable=not progress)
     for layer, channels in units.items():
         info = next(x for x in layers if x["name"] == layer)

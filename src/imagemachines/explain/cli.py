@@ -22,11 +22,15 @@ def explain_command(
     cam_layer: str = typer.Option(None, help="Layer of the Grad-CAM maps (default: the deepest block with a map)."),
     ig_steps: int = typer.Option(32, help="Integrated gradients: points on the path from the baseline."),
     baseline: str = typer.Option("black", help="Integrated gradients' baseline: black or blur."),
-    layer: str = typer.Option(None, "--layer", "-l", help="Reverse lookup: the layer (default: the deepest block)."),
+    layer: str = typer.Option(None, "--layer", "-l", help="Reverse lookup and similar paintings: the layer (default: "
+                                                          "the deepest block; with --index, the deepest indexed one)."),
     index: Path = typer.Option(None, "--index", help="A collection index (`imagemachines index`) made with this "
                                                      "model: percentiles and similar paintings."),
     k: int = typer.Option(12, "--k", help="Reverse lookup: units shown per ranking."),
-    similar: int = typer.Option(12, help="Reverse lookup: similar paintings shown (needs --index)."),
+    similar: int = typer.Option(12, help="Similar paintings shown (needs --index; with --unit and --class too)."),
+    mode: str = typer.Option("content", "--mode", help="Similar paintings by content (what is in it), style (how it "
+                                                       "is painted), composition (where things are), or a mix: "
+                                                       "content:0.5,style:0.5."),
     renders: int = typer.Option(None, help="Reverse lookup: units that get a render thumbnail (0: none; default "
                                            "12 on a GPU, 6 on a CPU)."),
     render_steps: int = typer.Option(None, help="Steps per render thumbnail (default 128 on a GPU, 48 on a CPU)."),
@@ -36,7 +40,8 @@ def explain_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
 ) -> None:
     """Explain one painting: a unit's map (--unit), a class's attribution maps (--class), or, without either,
-    the units of a layer it drives most (with --index: their percentiles and the most similar paintings)."""
+    the units of a layer it drives most (with --index: their percentiles). With --index, also the collection's
+    most similar paintings, whatever is explained."""
     import json
 
     from imagemachines.attribution import check_method, open_image, spatial_layer
@@ -45,8 +50,10 @@ def explain_command(
     from imagemachines.explain.lookup import check_index_model, lookup_layer
     from imagemachines.explain.page import Options, find_in_index, write_explanation
     from imagemachines.explain.targets import parse_class, parse_unit
+    from imagemachines.index.similarity_vectors import parse_mode
     from imagemachines.models import load_model
 
+    parse_mode(mode)  # an unknown mode fails before anything loads
     painting = open_image(image)  # a missing or broken file fails before the model loads
     if baseline not in BASELINES:
         raise UserError(f"Unknown --baseline {baseline!r}: use {' or '.join(BASELINES)}.")
@@ -65,7 +72,7 @@ def explain_command(
     gpu = m.device.type != "cpu"
     options = Options(
         units=[parse_unit(m, u) for u in unit], classes=[parse_class(m, c) for c in class_], methods=methods,
-        cam_layer=cam_layer, ig_steps=ig_steps, baseline=baseline, layer=layer, k=k, similar=similar,
+        cam_layer=cam_layer, ig_steps=ig_steps, baseline=baseline, layer=layer, k=k, similar=similar, mode=mode,
         renders=renders if renders is not None else (12 if gpu else 6),
         render_steps=render_steps or (128 if gpu else 48), render_size=128 if gpu else 96,
     )
@@ -74,7 +81,9 @@ def explain_command(
         spatial_layer(m, cam_layer)
     if collection is not None:
         check_index_model(collection, m)
-    if options.lookup:
+        if parse_mode(mode) != {"content": 1.0}:
+            collection.similarity()  # an index made before the modes says how to add them
+    if options.lookup or collection is not None:  # with an index, every explanation has similar paintings
         lookup_layer(m, layer, collection)
     in_collection = find_in_index(collection, image) if collection is not None else None
     target = out or Path("out") / f"explain-{image.stem}"
@@ -86,19 +95,29 @@ def explain_command(
         return
     from rich.console import Console
 
+    from imagemachines.explain.page import tie_text
+    from imagemachines.index.records import percentile_label
+
     console = Console(highlight=False)
     for u in doc["units"]:
-        pct = f", {u['percentile']:.1f}th percentile" if u["percentile"] is not None else ""
+        pct = f", {percentile_label(u['percentile'])}th percentile" if u["percentile"] is not None else ""
         console.print(f"{u['layer']}:{u['channel']}  strongest {u['value']:.3g} at cell {u['cell']}{pct}")
     for c in doc["classes"]:
         console.print(f"class {c['class']} {c['name'] or ''}: p={c['probability']:.3f}, rank {c['rank']}")
     if doc["lookup"]:
         lk = doc["lookup"]
-        console.print(f"{lk['layer']}: top units " + ", ".join(
-            f"{h['channel']} ({h['value']:.3g}" + (f", {h['percentile']:.0f}%" if h["percentile"] is not None
-                                                  else "") + ")" for h in lk["units"][:6]))
-        if lk["similar"]:
-            console.print("similar: " + ", ".join(f"{s['path']} ({s['score']:.2f})" for s in lk["similar"][:5]))
+        where = f" (ranked at {lk['ranked_at']}, before its closing {lk['clamp']})" if lk["clamp"] else ""
+        console.print(f"{lk['layer']}{where}: top units " + ", ".join(
+            f"{h['channel']} ({h['value']:.3g}" + (f", {percentile_label(h['percentile'])}th pct"
+                                                  if h["percentile"] is not None else "") + ")"
+            for h in lk["units"][:6]))
+        for tie in lk["ties"]:
+            console.print(tie_text(tie, lk["ranked_at"]))
+        if lk["note"]:
+            console.print(f"[yellow]note:[/] {lk['note']}")
+    if doc["similar"]:
+        console.print(f"similar paintings by {doc['similar_basis']}: "
+                      + ", ".join(f"{s['path']} ({s['score']:.2f})" for s in doc["similar"][:5]))
     console.print(f"page: {target / 'explain.html'}")
 
 

@@ -4,6 +4,14 @@ A unit's value for a painting is the spatial maximum of its activation map, as t
 painting and the collection are on one scale: with an index, each unit also gets its percentile among the
 collection's maxima, and the painting's spatially pooled activation (the mean, as indexed) finds its nearest
 neighbours by cosine similarity.
+
+Units are ranked where their values do not saturate: for a block that closes with a bounded activation
+(MobileNetV2's ``features.18`` ends in ReLU6, and 1,150 of its 1,280 units reach exactly 6 on some painting of
+the shared collection) the values are those of the tap before it (``features.18.1``), by the rule of
+:func:`imagemachines.models.clamps.ranking_layer`. Ties that remain are counted and reported (:class:`Tie`).
+Similar paintings: with an index that holds the similarity modes (``content``, ``style``, ``composition`` and
+mixes, :mod:`imagemachines.index.similarity_vectors`), by *mode*, each with why and with the same painting from
+other sources set apart; with an older index, by content in the layer asked for (its pooled activations).
 """
 
 from __future__ import annotations
@@ -39,10 +47,29 @@ class UnitHit:
         return asdict(self) | {"cell": list(self.cell)}
 
 
+@dataclass(frozen=True)
+class Tie:
+    """*units* units of the layer share one value (*ranking* "value") or one percentile ("percentile"), *at*;
+    *shown* of them are among the units shown, where tie-breakers order them (see :func:`explain_image`)."""
+
+    ranking: str
+    at: float
+    units: int
+    shown: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class Explanation:
     """What one painting does to one layer: its strongest units, ranked by raw value and (with an index) by
-    their percentile in the collection, their activation maps, and the most similar paintings of the index."""
+    their percentile in the collection, their activation maps, and the most similar paintings of the index.
+
+    *layer* is the layer asked for (its units, and the similar paintings); *ranked_at* the layer whose values
+    rank them — *layer*, or the tap before its closing saturating activation *clamp* (``"ReLU6"``). *ties*: the
+    groups of equal values among the units shown; *note*: why the ranking is not where it should be, if so.
+    """
 
     model: str
     weights_id: str
@@ -50,9 +77,17 @@ class Explanation:
     units: list[UnitHit]
     by_percentile: list[UnitHit] = field(default_factory=list)
     similar: list[tuple[int, float]] = field(default_factory=list)
-    maps: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # channel → (h, w) activation map
-    pooled: np.ndarray | None = field(default=None, repr=False)  # [channels] spatial means
+    neighbours: list = field(default_factory=list)  # index.neighbours.Neighbour: score per mode, why, copies
+    same_painting: list[int] = field(default_factory=list)  # copies of this painting in the collection
+    mode: dict[str, float] = field(default_factory=lambda: {"content": 1.0})
+    similar_basis: str = ""  # what the similar paintings were compared by: "content at features.18", …
+    maps: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # channel → (h, w) map at ranked_at
+    pooled: np.ndarray | None = field(default=None, repr=False)  # [channels] spatial means of *layer*
     index: str | None = None  # the index directory, when one was used
+    ranked_at: str = ""
+    clamp: str | None = None
+    ties: list[Tie] = field(default_factory=list)
+    note: str | None = None
 
     def hits(self) -> list[UnitHit]:
         """Every unit shown: the top by value, then those only the percentile ranking adds."""
@@ -61,9 +96,14 @@ class Explanation:
 
     def to_json(self) -> dict:
         return {"model": self.model, "weights_id": self.weights_id, "layer": self.layer, "index": self.index,
+                "ranked_at": self.ranked_at or self.layer, "clamp": self.clamp,
+                "ties": [t.as_dict() for t in self.ties], "note": self.note,
                 "units": [h.as_dict() for h in self.units],
                 "by_percentile": [h.as_dict() for h in self.by_percentile],
-                "similar": [{"image_id": int(i), "score": float(s)} for i, s in self.similar]}
+                "similar": [n.as_dict() for n in self.neighbours] if self.neighbours else
+                [{"image_id": int(i), "score": float(s)} for i, s in self.similar],
+                "similar_mode": dict(self.mode), "similar_basis": self.similar_basis,
+                "same_painting": list(self.same_painting)}
 
 
 def check_index_model(index: CollectionIndex, model: LoadedModel) -> None:
@@ -95,18 +135,46 @@ def lookup_layer(model: LoadedModel, layer: str | None, index: CollectionIndex |
 
 def layer_activations(model: LoadedModel, image: Image.Image, layer: str) -> torch.Tensor:
     """The painting's activations at *layer*: [channels, h, w] (1×1 maps for vector layers), on the CPU."""
+    return activations(model, image, [layer])[layer]
+
+
+def activations(model: LoadedModel, image: Image.Image, layers: list[str]) -> dict[str, torch.Tensor]:
+    """The painting's activations at each of *layers* (one pass): [channels, h, w] each, on the CPU."""
     x = model_input(model, image)
     with torch.inference_mode():
-        a = model.tap([layer])(model.normalize(x))[layer][0].float()
-    return (a[:, None, None] if a.ndim == 1 else a).cpu()
+        out = model.tap(layers)(model.normalize(x))
+    return {name: (a[:, None, None] if a.ndim == 1 else a).cpu()
+            for name, a in ((n, out[n][0].float()) for n in dict.fromkeys(layers))}
+
+
+def ties(ranking: str, values: np.ndarray, shown: list[int]) -> list[Tie]:
+    """The groups of exactly equal *values* (one per channel) that reach the *shown* channels: how many units of
+    the layer share each value, and how many of them are shown."""
+    out = []
+    for v in dict.fromkeys(float(values[c]) for c in shown):
+        units = int(np.count_nonzero(values == v))
+        if units > 1:
+            out.append(Tie(ranking, v, units, sum(1 for c in shown if float(values[c]) == v)))
+    return out
 
 
 def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None = None,
                   index: CollectionIndex | None = None, k: int = 12, similar: int = 12,
-                  exclude: int | None = None) -> Explanation:
+                  exclude: int | None = None, mode: str = "content") -> Explanation:
     """The *k* units of *layer* that *image* drives most, with their maps; with *index*, also the *k* with the
-    highest percentile in the collection and the *similar* closest paintings (*exclude*: an image id to leave
-    out, e.g. the painting itself when it is in the collection)."""
+    highest percentile in the collection and the *similar* closest paintings by :func:`similar_paintings` (*mode*:
+    ``content``, ``style``, ``composition`` or a mix like ``content:0.5,style:0.5``; *exclude*: an image id to
+    leave out, e.g. the painting itself when it is in the collection; its copies in the collection go too).
+
+    Values come from :func:`~imagemachines.models.clamps.ranking_layer` (the tap before a closing ReLU6 …), with
+    an index only when it holds that tap (else from *layer*, with a note). Ties: by value, the larger mean over
+    the painting first; by percentile, the value's distance from the unit's collection mean in standard
+    deviations. Ties that remain among the units shown are listed in ``ties``.
+    """
+    from imagemachines.index.similarity_vectors import parse_mode
+    from imagemachines.models.clamps import closing_clamp, ranking_layer
+
+    weights = parse_mode(mode)
     if k < 1:
         raise UserError("k must be at least 1.")
     if similar < 0:
@@ -114,37 +182,89 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
     if index is not None:
         check_index_model(index, model)
     layer = lookup_layer(model, layer, index)
-    acts = layer_activations(model, image, layer)
-    channels, _h, w = acts.shape
-    flat = acts.flatten(1)
+    ranked, clamp, note = ranking_layer(model, layer), closing_clamp(model, layer), None
+    if index is not None and ranked != layer and ranked not in index.layers:
+        note = (f"The index has no {ranked} (the values of {layer} before its closing {clamp}), so the units are "
+                f"ranked on {layer}, where many reach {clamp}'s bound and tie. Index the collection again "
+                f"(`imagemachines index`; the default layers include {ranked}) to rank where values do not "
+                "saturate.")
+        ranked, clamp = layer, None
+    acts = activations(model, image, [ranked, layer])
+    channels, _h, w = acts[ranked].shape
+    flat = acts[ranked].flatten(1)
     maxima, cells = flat.max(dim=1)
-    pooled = flat.mean(dim=1).numpy()
+    means = flat.mean(dim=1).numpy()
+    pooled = acts[layer].flatten(1).mean(dim=1).numpy()
     k = min(k, channels)
 
     def hit(c: int, percentile: float | None) -> UnitHit:
         cell = int(cells[c])
-        return UnitHit(layer, c, float(maxima[c]), percentile, (cell // w, cell % w), float(pooled[c]))
+        return UnitHit(layer, c, float(maxima[c]), percentile, (cell // w, cell % w), float(means[c]))
 
     percentiles: np.ndarray | None = None
     by_percentile: list[UnitHit] = []
-    found: list[tuple[int, float]] = []
+    found = None
+    tied: list[Tie] = []
     if index is not None:
-        if index.channels(layer) != channels:
-            raise UserError(f"Layer {layer!r} has {channels} units here but {index.channels(layer)} in the index "
+        if index.channels(ranked) != channels:
+            raise UserError(f"Layer {ranked!r} has {channels} units here but {index.channels(ranked)} in the index "
                             f"{index.path}: it was made with another network.")
-        percentiles = np.array([index.percentile(layer, c, float(maxima[c])) for c in range(channels)])
-        # ties (at or above the collection's maximum: 100) broken by the value's distance from the unit's mean
-        # over the collection, in standard deviations
-        stats = [index.stats(layer, c) for c in range(channels)]
+        percentiles = np.array([index.percentile(ranked, c, float(maxima[c])) for c in range(channels)])
+        stats = [index.stats(ranked, c) for c in range(channels)]
         z = (maxima.numpy() - np.array([s.mean for s in stats])) / np.array([max(s.std, 1e-12) for s in stats])
         order = np.lexsort((-z, -percentiles))[:k]
         by_percentile = [hit(int(c), float(percentiles[c])) for c in order]
-        if similar and index.pooled(layer) is not None:
-            found = index.similar(layer, pooled, k=similar, exclude=exclude)
-    # ties (units that saturate, e.g. ReLU6 at 6) broken by how much of the painting drives the unit (its mean)
-    top = np.lexsort((-pooled, -maxima.numpy()))[:k].tolist()
+        tied += ties("percentile", percentiles, [int(c) for c in order])
+        if similar:
+            found = _similar(model, image, index, weights, layer, pooled, similar, exclude)
+    top = np.lexsort((-means, -maxima.numpy()))[:k].tolist()
     units = [hit(c, None if percentiles is None else float(percentiles[c])) for c in top]
-    explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile, found, pooled=pooled,
-                              index=None if index is None else str(index.path))
-    explanation.maps = {h.channel: acts[h.channel].numpy() for h in explanation.hits()}
+    tied = ties("value", maxima.numpy(), top) + tied
+    explanation = Explanation(model.name, model.weights_id, layer, units, by_percentile,
+                              [] if found is None else [(n.image_id, n.score) for n in found.neighbours],
+                              [] if found is None else found.neighbours,
+                              [] if found is None else found.same_painting, weights,
+                              "" if found is None else found.basis, pooled=pooled,
+                              index=None if index is None else str(index.path), ranked_at=ranked,
+                              clamp=clamp if ranked != layer else None, ties=tied, note=note)
+    explanation.maps = {h.channel: acts[ranked][h.channel].numpy() for h in explanation.hits()}
     return explanation
+
+
+def similar_paintings(model: LoadedModel, image: Image.Image, index: CollectionIndex, *, mode: str = "content",
+                      layer: str | None = None, k: int = 12, exclude: int | None = None):
+    """The *k* paintings of *index* closest to *image* — the same ones :func:`explain_image` finds — as a
+    :class:`~imagemachines.index.similarity_store.Found` (neighbours with why and copies, the painting's own
+    copies, and ``basis``: what they were compared by).
+
+    With the index's similarity modes: by *mode* (a painting of the collection, *exclude*, by its stored rows;
+    any other by its own vectors, computed as the index computes them). An index made before the modes can only
+    compare content: the pooled activations of *layer* (or the reverse lookup's default layer)."""
+    from imagemachines.index.similarity_vectors import parse_mode
+
+    check_index_model(index, model)
+    weights = parse_mode(mode)
+    layer = lookup_layer(model, layer, index)
+    pooled = None if "similarity" in index.manifest else \
+        activations(model, image, [layer])[layer].flatten(1).mean(dim=1).numpy()
+    return _similar(model, image, index, weights, layer, pooled, k, exclude)
+
+
+def _similar(model: LoadedModel, image: Image.Image, index: CollectionIndex, weights: dict[str, float], layer: str,
+             pooled: np.ndarray | None, k: int, exclude: int | None):
+    from imagemachines.index.neighbours import Neighbour
+    from imagemachines.index.similarity_store import Found, painting_vectors
+
+    if "similarity" in index.manifest:
+        store = index.similarity()
+        query = store.stored_rows(exclude) if exclude is not None else \
+            store.query_rows(painting_vectors(model, image, store.spec))
+        found = store.search(query, weights, k, exclude=[] if exclude is None else [exclude])
+        found.basis = store.basis(weights)
+        return found
+    if weights != {"content": 1.0}:
+        index.similarity()  # an index made before the modes: says how to add them
+    if not k or index.pooled(layer) is None:
+        return Found(weights, [], [], basis=f"content at {layer}")
+    hits = index.similar(layer, pooled, k=k, exclude=exclude)
+    return Found(weights, [Neighbour(i, s, {"content": s}) for i, s in hits], [], basis=f"content at {layer}")

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from imagemachines.errors import UserError
-from imagemachines.explain.lookup import Explanation, UnitHit, check_index_model, explain_image
+from imagemachines.explain.lookup import Explanation, UnitHit, check_index_model, explain_image, similar_paintings
 from imagemachines.explain.targets import ClassMaps, class_maps, unit_map
 from imagemachines.fileio import atomic_write
 from imagemachines.models.loaded import LoadedModel
@@ -47,6 +47,7 @@ class Options:
     layer: str | None = None  # reverse lookup
     k: int = 12
     similar: int = 12
+    mode: str = "content"  # similarity mode of the similar paintings (or a mix, "content:0.5,style:0.5")
     renders: int = 12  # units of the reverse lookup that get a render thumbnail (0: none)
     render_size: int = 96
     render_steps: int = 64
@@ -89,10 +90,13 @@ def _clear(out: Path) -> None:
                 old.unlink()
 
 
-def _hit_json(hit: UnitHit, index: CollectionIndex | None, **files: str) -> dict:
+def _hit_json(hit: UnitHit, index: CollectionIndex | None, ranked_at: str | None = None, **files: str) -> dict:
+    """*hit* with its files and (with an index) its ratio to the collection's best painting, both measured at
+    *ranked_at* (default: the hit's layer)."""
     data = hit.as_dict() | files
-    if index is not None and hit.layer in index.layers:
-        stats = index.stats(hit.layer, hit.channel)
+    at = ranked_at or hit.layer
+    if index is not None and at in index.layers:
+        stats = index.stats(at, hit.channel)
         data["collection_max"] = stats.max
         data["times_collection_max"] = hit.value / stats.max if stats.max > 0 else None
     return data
@@ -124,8 +128,11 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     doc: dict = {"model": model.name, "weights_id": model.weights_id, "image": image_name,
                  "size": list(image.size), "painting": "painting.jpg", "html": "explain.html",
                  "index": None if index is None else str(index.path), "in_collection": in_collection,
-                 "units": [], "classes": [], "lookup": None}
-    steps = len(options.units) + len(options.classes) * len(options.methods) + (1 if options.lookup else 0)
+                 "units": [], "classes": [], "lookup": None, "similar_basis": None, "similar_mode": None,
+                 "similarity_spec": None, "similar": [], "same_painting": []}
+    with_similar = index is not None and options.similar > 0
+    steps = (len(options.units) + len(options.classes) * len(options.methods) + (1 if options.lookup else 0)
+             + (1 if with_similar and not options.lookup else 0))
     bar = tqdm(total=steps, desc="explaining", unit="map", disable=not options.progress or steps < 2, leave=False)
 
     for layer, channel in options.units:
@@ -156,14 +163,40 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     if options.lookup:
         bar.set_postfix_str("reverse lookup")
         explanation = explain_image(model, image, layer=options.layer, index=index, k=options.k,
-                                    similar=options.similar, exclude=in_collection)
+                                    similar=options.similar, exclude=in_collection, mode=options.mode)
         doc["lookup"] = _write_lookup(model, explanation, display, out, options, index, heat_overlay)
         bar.update(1)
+        neighbours, same, mode, basis = (explanation.neighbours, explanation.same_painting, explanation.mode,
+                                         explanation.similar_basis)
+    elif with_similar:  # --unit / --class with an index: the same similar paintings as the reverse lookup's
+        bar.set_postfix_str("similar paintings")
+        found = similar_paintings(model, image, index, mode=options.mode, layer=options.layer, k=options.similar,
+                                  exclude=in_collection)
+        neighbours, same, mode, basis = found.neighbours, found.same_painting, found.mode, found.basis
+        bar.update(1)
+    if with_similar:
+        doc["similar_basis"], doc["similar_mode"] = basis, dict(mode)
+        doc["similarity_spec"] = index.manifest.get("similarity")
+        doc["similar"] = [_similar(index, n.image_id, n.score, rank, out, n) for rank, n in enumerate(neighbours, 1)]
+        doc["same_painting"] = [_similar(index, i, 1.0, 0, out) for i in same]
     bar.close()
     atomic_write(out / "explain.json", lambda tmp: tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8"))
     write_html(out / "explain.html", "explain.html", title=f"{image_name} — {model.name}", doc=doc,
-               method_names=_method_names())
+               method_names=_method_names(), tie_text=tie_text)
     return doc
+
+
+def tie_text(tie: dict, layer: str) -> str:
+    """A sentence for a :class:`~imagemachines.explain.lookup.Tie` (as in ``explain.json``), for the page and
+    the CLI: how many units tie, where, and what orders the ones shown."""
+    from imagemachines.index.records import percentile_label
+
+    if tie["ranking"] == "percentile":
+        return (f"{tie['units']} units of {layer} are tied at the {percentile_label(tie['at'])}th percentile "
+                f"({tie['shown']} shown); among them, the value furthest above the unit's collection mean (in "
+                "standard deviations) comes first.")
+    return (f"{tie['units']} units of {layer} are tied at {tie['at']:.4g} ({tie['shown']} shown); among them, "
+            "the unit with the larger mean over the painting comes first.")
 
 
 def _method_names() -> dict[str, str]:
@@ -183,11 +216,11 @@ def _write_lookup(model: LoadedModel, e: Explanation, display: Image.Image, out:
     for channel, name in _renders(model, e, out, options).items():
         files[channel]["render"] = name
     doc = e.to_json()
+    for key in ("similar", "similar_mode", "similar_basis", "same_painting"):
+        del doc[key]  # the document's own "similar" section holds them, with thumbnails and metadata
     doc["render_layer"] = render_layer(model, e.layer) if options.renders > 0 else None
-    doc["units"] = [_hit_json(h, index, **files[h.channel]) for h in e.units]
-    doc["by_percentile"] = [_hit_json(h, index, **files[h.channel]) for h in e.by_percentile]
-    doc["similar"] = [_similar(index, image_id, score, rank, out) for rank, (image_id, score)
-                      in enumerate(e.similar, 1)] if index is not None else []
+    doc["units"] = [_hit_json(h, index, e.ranked_at, **files[h.channel]) for h in e.units]
+    doc["by_percentile"] = [_hit_json(h, index, e.ranked_at, **files[h.channel]) for h in e.by_percentile]
     return doc
 
 
@@ -214,34 +247,35 @@ def _renders(model: LoadedModel, e: Explanation, out: Path, options: Options) ->
     return names
 
 
-CLIPPING = ("ReLU", "ReLU6", "Hardtanh")
-
-
 def render_layer(model: LoadedModel, layer: str) -> str:
     """The layer to render *layer*'s units at: the module before a closing ReLU/ReLU6 when *layer* is a block
     that ends in one (same channels). A clipped unit that is off everywhere has no gradient, so a render of it
     would stay grey; its pre-activation can always be maximised, and maximising it drives the unit."""
-    module = dict(model.module.named_modules()).get(layer)
-    children = list(module.named_children()) if module is not None else []
-    if len(children) >= 2 and type(children[-1][1]).__name__ in CLIPPING:
-        inner = f"{layer}.{children[-2][0]}"
-        if model.layer(inner).channels == model.layer(layer).channels:
-            return inner
-    return layer
+    from torch import nn
+
+    from imagemachines.models.clamps import before_closing
+
+    found = before_closing(model, layer, (nn.ReLU, nn.Hardtanh))
+    return found[0] if found else layer
 
 
-def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path) -> dict:
+def _similar(index: CollectionIndex, image_id: int, score: float, rank: int, out: Path, neighbour=None) -> dict:
     info = index.image(image_id)
     entry = {"rank": rank, "image_id": image_id, "score": score, "path": info.path, "meta": dict(info.meta),
              "links": {k: v for k, v in info.meta.items()
                        if LINK_COLUMNS.search(k) and v.startswith(("http://", "https://"))}}
+    if neighbour is not None:  # why it is close (units link to their examples page's command), its copies
+        entry["scores"] = dict(neighbour.scores)
+        entry["reasons"] = [r.as_dict() for r in neighbour.reasons]
+        entry["copies"] = [index.image(c).path for c in neighbour.copies]
+    path = index.image_file(image_id)  # OutsideImageFolder for a row that would read outside: refused
     try:
-        with Image.open(index.image_file(image_id)) as im:
+        with Image.open(path) as im:
             thumb = _shrunk(im.convert("RGB"), THUMB)
     except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
         entry["unreadable"] = f"{type(exc).__name__}: {exc}"
         return entry
-    name = f"similar/{rank:02d}-{image_id}.jpg"
+    name = f"similar/{rank:02d}-{image_id}.jpg" if rank else f"similar/copy-{image_id}.jpg"
     _save_jpeg(thumb, out / name)
     entry["thumb"] = name
     return entry

@@ -10,6 +10,7 @@ and the merge is exact, so N processes give the same index as one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from imagemachines import __version__
 from imagemachines.errors import UserError
+from imagemachines.index.duplicates import duplicate_groups
 from imagemachines.index.metadata import find_subset_csv, read_metadata
 from imagemachines.index.scan import scan_folder
 from imagemachines.index.store import DATABASE, FORMAT, MANIFEST, connect, read_manifest, write_manifest
@@ -31,7 +33,11 @@ SKIP_TYPES = {"Dropout", "Dropout2d", "Identity", "Flatten"}
 
 def default_layers(model: LoadedModel) -> list[str]:
     """The top-level blocks and ``logits``: containers whose children are listed, dropout and the last
-    linear layer (the same numbers as ``logits``) left out."""
+    linear layer (the same numbers as ``logits``) left out. Before a block that closes with a saturating
+    activation (MobileNetV2's ReLU6), also its pre-activation (``features.18.1``): rankings use it
+    (:func:`imagemachines.models.clamps.ranking_layer`), since the block's own values tie at the bound."""
+    from imagemachines.models.clamps import ranking_layer
+
     blocks = model.layers()
     names = [b.name for b in blocks]
     chosen = [b.name for b in blocks
@@ -41,7 +47,7 @@ def default_layers(model: LoadedModel) -> list[str]:
         logits = model.layer(LOGITS)
         if before and before[-1].type == "Linear" and before[-1].channels == logits.channels:
             chosen.remove(before[-1].name)
-    return chosen
+    return [tap for name in chosen for tap in dict.fromkeys((ranking_layer(model, name), name))]
 
 
 def choose_layers(model: LoadedModel, layers: Sequence[str] | str | None) -> list[str]:
@@ -65,9 +71,23 @@ def default_out(image_dir: Path, model: LoadedModel) -> Path:
     return image_dir.parent / "index" / f"{image_dir.name}-{slug}"
 
 
-def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool) -> dict:
+def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool, similarity) -> dict:
     return {"format": FORMAT, "weights_id": model.weights_id, "image_root": str(Path(image_dir).resolve()),
-            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled}
+            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled,
+            "similarity": similarity.as_dict() if similarity is not None else None}
+
+
+def _similarity(model: LoadedModel, pooled: bool):
+    """The similarity modes' layers (:func:`~imagemachines.index.similarity_vectors.model_spec`); None without
+    pooled activations or for a network without a convolutional block."""
+    from imagemachines.index.similarity_vectors import model_spec
+
+    if not pooled:
+        return None
+    try:
+        return model_spec(model)
+    except UserError:
+        return None
 
 
 def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
@@ -78,7 +98,7 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
     if rebuild and db.exists():
         for name in (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
             (out / name).unlink(missing_ok=True)
-        for folder in ("chunks", "layers", "pooled"):
+        for folder in ("chunks", "layers", "pooled", "similar"):
             shutil.rmtree(out / folder, ignore_errors=True)
     if out.is_dir() and any(out.iterdir()) and not db.exists():
         raise UserError(f"--out {out} is a folder that holds other files, not an index. Give an empty or new "
@@ -92,6 +112,14 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
                 conn.execute("INSERT INTO settings (name, value) VALUES ('build', ?)", (json.dumps(settings),))
             return
         old = json.loads(row[0])
+        if "similarity" not in old and settings["similarity"] is not None:
+            # an index made before the similarity modes: every chunk is computed again (one pass) to add them
+            old["similarity"] = settings["similarity"]
+            if all(old.get(key) == settings[key] for key in settings):
+                with conn:
+                    conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
+                    conn.execute("UPDATE chunks SET state = 'planned'")
+                return
         diff = [f"{key}: {old.get(key)!r} → {settings[key]!r}" for key in settings if old.get(key) != settings[key]]
         if diff:
             raise UserError(f"The index in {out} was built with other settings ({'; '.join(diff)}). Give another "
@@ -115,9 +143,13 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
                 layers: Sequence[str] | str | None = None, k: int = DEFAULT_K, pooled: bool = True,
                 metadata: Path | None = None, batch_size: int | None = None, progress: bool = True,
                 workers: int | None = None, chunk_size: int = DEFAULT_CHUNK, rebuild: bool = False,
-                rehash: bool = False, model_ref: str | None = None, weights: str | None = None) -> Path:
+                rehash: bool = False, model_ref: str | None = None, weights: str | None = None,
+                images: Sequence[Path | str] | None = None) -> Path:
     """Index *image_dir* for *model*; returns the index directory (see the module doc). Incremental and
     resumable: run it again after adding, changing or removing images, or after an interruption.
+
+    *images* (paths in *image_dir*, e.g. from :func:`imagemachines.index.sampling.sample_images`) indexes only
+    those; run again with other images, the index follows (as if the others had been removed).
 
     *model_ref* / *weights* record how to load the model again (for ``examples``); by default the model's
     name. Under torchrun (``WORLD_SIZE`` > 1) the processes share the work and rank 0 writes the result.
@@ -134,24 +166,47 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
     names = choose_layers(model, layers)
     shapes = {n: model.layer(n) for n in names}
     out = Path(out) if out is not None else default_out(image_dir, model)
-    settings = _settings(model, image_dir, names, k, pooled)
+    similarity = _similarity(model, pooled)
+    settings = _settings(model, image_dir, names, k, pooled, similarity)
     dist = distributed.from_env()
     device = distributed.setup(dist, model.device)
     if device != model.device:
         model.to(device)
     try:
         if dist.main:
-            files = scan_folder(image_dir)
+            files = scan_folder(image_dir) if images is None else _only(scan_folder(image_dir), image_dir, images)
             _prepare_dir(out, settings, rebuild)
         distributed.barrier(dist)
         return _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers,
-                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None)
+                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None, similarity)
     finally:
         distributed.teardown(dist)
 
 
+def _only(files: list, image_dir: Path, images: Sequence[Path | str]) -> list:
+    """The scanned *files* that *images* (paths as given: absolute or relative to the working folder) name."""
+    plain, real = Path(os.path.abspath(image_dir)), image_dir.resolve()
+    wanted = set()
+    for p in images:
+        full = Path(os.path.abspath(p))
+        for base, path in ((plain, full), (real, full.resolve())):
+            if path.is_relative_to(base):
+                wanted.add(path.relative_to(base).as_posix())
+                break
+        else:
+            raise UserError(f"{p} is not in the image folder {image_dir}; give images from that folder.")
+    chosen = [f for f in files if f.path in wanted]
+    missing = sorted(wanted - {f.path for f in chosen})
+    if missing:
+        raise UserError(f"{len(missing)} of the images given are not images of {image_dir} "
+                        f"(e.g. {missing[0]}); give image files from that folder.")
+    if not chosen:
+        raise UserError("No images given to index: give at least one.")
+    return chosen
+
+
 def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers, chunk_size,
-           rehash, model_ref, weights, dist, files) -> Path:
+           rehash, model_ref, weights, dist, files, similarity=None) -> Path:
     from tqdm.auto import tqdm
 
     from imagemachines.index.merge import HIST_BINS, QUANTILES, merge_all
@@ -192,15 +247,16 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
         with tqdm(total=todo, desc=f"indexing {image_dir.name}", unit="img", dynamic_ncols=True,
                   disable=not progress or not dist.main or todo == 0) as bar:
             run_chunks(model, image_dir, out, conn, mine, channels, k, pooled=pooled, batch_size=bs,
-                       workers=nworkers, on_batch=bar.update)
+                       workers=nworkers, on_batch=bar.update, similarity=similarity)
         distributed.barrier(dist)
         if dist.main:
             left = conn.execute("SELECT COUNT(*) FROM chunks WHERE state = 'planned'").fetchone()[0]
             if left:
                 raise UserError(f"{left} chunks of images were not finished; run the same command again to "
                                 "complete the index.")
-            n = merge_all(out, conn, channels, k, pooled)
+            n = merge_all(out, conn, channels, k, pooled, similarity=similarity)
             bad = conn.execute("SELECT path, error FROM images WHERE status = 'bad' ORDER BY path").fetchall()
+            copies = [[path for _, path in group] for group in duplicate_groups(conn)]
             now = datetime.now(UTC).isoformat(timespec="seconds")
             created = read_manifest(out).get("created", now) if (out / MANIFEST).exists() else now
             write_manifest(out, {
@@ -212,7 +268,9 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                 "layers": channels,
                 "layer_shapes": {nm: [shapes[nm].channels, shapes[nm].height, shapes[nm].width] for nm in names},
                 "k": k, "pooled": pooled, "n_images": n, "n_unreadable": len(bad),
+                **({"similarity": similarity.as_dict()} if similarity is not None else {}),
                 "unreadable": [list(b) for b in bad[:200]],
+                "n_duplicates": sum(len(g) - 1 for g in copies), "duplicates": copies[:200],
                 "metadata_columns": meta_columns, "metadata_files": meta_files,
                 "histogram_bins": HIST_BINS, "quantiles": list(QUANTILES),
                 "created": created, "updated": now,

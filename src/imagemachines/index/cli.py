@@ -60,8 +60,17 @@ def index(
             console.print(f"[yellow]unreadable:[/] {p}: {why}")
         if len(bad) > 20:
             console.print(f"… and {len(bad) - 20} more unreadable files (listed in {path / 'index.json'}).")
-        console.print(f"Indexed {idx.n_images} images ({len(bad)} unreadable) for {len(idx.layers)} layers of "
-                      f"{idx.model_name} into {path}")
+        groups = idx.duplicates()
+        for group in groups[:20]:
+            console.print(f"[yellow]same image:[/] {' = '.join(i.path for i in group)} (shown once, as "
+                          f"{group[0].path})")
+        if len(groups) > 20:
+            console.print(f"… and {len(groups) - 20} more groups of identical files (listed in "
+                          f"{path / 'index.json'}).")
+        copies = sum(len(g) - 1 for g in groups)
+        console.print(f"Indexed {idx.n_images} images ({len(bad)} unreadable"
+                      + (f", {copies} copies of another file, each painting shown once" if copies else "")
+                      + f") for {len(idx.layers)} layers of {idx.model_name} into {path}")
         typer.echo(str(path))
 
 

@@ -30,7 +30,7 @@ from imagemachines.errors import UserError
 SIZE_FACET = "image size"
 DATE_BIN_YEARS = 50
 SIZE_BINS = ((128, "≤ 128 px"), (256, "129–256 px"), (512, "257–512 px"), (1024, "513–1024 px"))
-PROVENANCE_FACETS = (SIZE_FACET, "source")  # how a painting was photographed, not what it shows
+PROVENANCE_FACETS = (SIZE_FACET, "source", "width", "height")  # how a painting was photographed, not what it shows
 _DATE_COLUMN = re.compile(r"(^|[^a-z])(year|date|dated|timeframe)([^a-z]|$)", re.IGNORECASE)
 _YEAR = re.compile(r"(?<!\d)(\d{3,4})(?!\d)")
 

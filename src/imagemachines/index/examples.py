@@ -7,7 +7,6 @@ crop around the strongest cell, value, percentile, position and metadata; beside
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from dataclasses import dataclass, field
@@ -15,8 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from imagemachines import csvfiles
 from imagemachines.errors import UnitOutOfRange, UserError, did_you_mean
-from imagemachines.fileio import atomic_write
+from imagemachines.fileio import PictureRecord, atomic_write
 from imagemachines.index.query import CollectionIndex
 from imagemachines.models.loaded import LoadedModel
 from imagemachines.models.taps import LOGITS
@@ -24,6 +24,8 @@ from imagemachines.models.taps import LOGITS
 THUMB = 320
 CROP = 160
 LINK_COLUMNS = re.compile(r"url|link|page|wga", re.I)
+RENDER = "render.png"
+OWN_NAMES = re.compile(r"\d{3,}(-crop|-heat)?\.jpg|render\.png")  # the only names this writer gives pictures
 
 
 @dataclass
@@ -99,16 +101,16 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
     examples = index.examples(layer, channel, k=k, negative=negative)
     stats = index.stats(layer, channel)
     out = Path(out)
-    (out / "files").mkdir(parents=True, exist_ok=True)
-    for old in (out / "files").glob("*"):
-        old.unlink()
+    planned = {f"{ex.rank:03d}{part}.jpg" for ex in examples for part in ("", "-crop", "-heat")} | {RENDER}
+    record = PictureRecord(out / "files", OWN_NAMES, legacy_marker=out / "examples.csv").start(planned)
     cards, rows = [], []
     columns = list(index.manifest.get("metadata_columns") or [])
     for ex in tqdm(examples, desc="examples", unit="img", disable=not progress or len(examples) < 2, leave=False):
         info = index.image(ex.image_id)
         stem = f"{ex.rank:03d}"
+        path = index.image_file(ex.image_id)  # OutsideImageFolder for a row that would read outside: refused
         try:
-            with Image.open(index.image_file(ex.image_id)) as im:
+            with Image.open(path) as im:
                 img = im.convert("RGB")
         except Exception as exc:  # noqa: BLE001 - a file changed or gone since indexing: say so on the page
             img = None
@@ -141,11 +143,13 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
         from imagemachines.vis import render as run_render
 
         [r] = run_render(model, Unit(layer, channel), size=render_size, steps=render_steps)
-        render_file = "files/render.png"
+        render_file = f"files/{RENDER}"
         r.image.save(out / render_file)
         render_value = r.activation
+    record.finish({Path(name).name for card in cards for name in (card.image, card.heat, card.crop) if name}
+                   | ({RENDER} if render_file else set()))
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["rank", "path", "value", "percentile", "row", "col",
+    writer = csvfiles.dict_writer(buf, fieldnames=["rank", "path", "value", "percentile", "row", "col",
                                              "x0", "y0", "x1", "y1", *columns])
     writer.writeheader()
     writer.writerows(rows)

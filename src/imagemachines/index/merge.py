@@ -120,12 +120,17 @@ def merge_layer(index_dir: Path, chunks: list[int], layer: str, channels: int, k
 
 
 def merge_all(index_dir: Path, conn: sqlite3.Connection, layers: dict[str, int], k: int, pooled: bool,
-              on_layer: Callable[[str], None] | None = None) -> int:
-    """Merge every done chunk into the final files; returns the number of indexed images."""
+              on_layer: Callable[[str], None] | None = None, similarity=None) -> int:
+    """Merge every done chunk into the final files (with a :class:`SimilaritySpec` *similarity*, also the
+    similarity modes' rows); returns the number of indexed images."""
     sorted_keys, rows = assign_rows(conn)
     chunks = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE state = 'done' ORDER BY id")]
     for layer, channels in layers.items():
         merge_layer(index_dir, chunks, layer, channels, k, pooled, sorted_keys, rows, len(rows))
         if on_layer is not None:
             on_layer(layer)
+    if similarity is not None:
+        from imagemachines.index.similarity_store import merge_similarity
+
+        merge_similarity(index_dir, chunks, similarity, lambda keys: _rows(keys, sorted_keys, rows), len(rows))
     return len(rows)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from imagemachines.index.accumulate import UnitAccumulator
+from imagemachines.index.similarity_vectors import SimilaritySpec
 from imagemachines.index.store import chunk_file, save_tensors
 from imagemachines.models.loaded import LoadedModel
 from imagemachines.train.data import ImageFiles, Sample, collate
@@ -40,8 +41,9 @@ def preprocess(model: LoadedModel):
 
 def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Connection, chunks: list[int],
                layers: dict[str, int], k: int, *, pooled: bool, batch_size: int, workers: int,
-               on_batch: Callable[[int], None] | None = None) -> int:
-    """Process *chunks* (ids from the table) and commit each; returns the number of images read."""
+               on_batch: Callable[[int], None] | None = None, similarity: SimilaritySpec | None = None) -> int:
+    """Process *chunks* (ids from the table) and commit each; returns the number of images read. With
+    *similarity*, also each image's raw similarity vectors (its layers are tapped in the same pass)."""
     plan: list[tuple[int, list[int]]] = []
     samples: list[Sample] = []
     keys: list[int] = []
@@ -59,11 +61,15 @@ def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Co
             owner.append(pos)
     if not samples:
         for cid, _ in plan:
-            _commit(conn, index_dir, cid, {}, [], [], layers, k, pooled)
+            _commit(conn, index_dir, cid, {}, [], [], layers, k, pooled, similarity=similarity)
         return 0
     loader = torch.utils.data.DataLoader(ImageFiles(samples, preprocess(model)), batch_sampler=batches,
                                          collate_fn=collate, num_workers=workers)
-    tap = model.tap(list(layers))
+    tap = model.tap(list(dict.fromkeys([*layers, *(similarity.layers if similarity else [])])))
+    if similarity is not None:
+        from imagemachines.index.similarity_store import batch_vectors, projections
+
+        projection = projections(similarity)
     device = model.device
     key_tensor = torch.tensor(keys, dtype=torch.int64)
     state = _ChunkState(layers, k, device)
@@ -74,14 +80,17 @@ def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Co
                 state.bad += [(keys[i], why) for i, why in batch.bad]
             if len(batch):
                 x = batch.images.to(device, non_blocking=True)
-                summary = summarise(tap(x), list(layers))
+                outputs = tap(x)
+                summary = summarise(outputs, list(layers))
                 state.add(summary, key_tensor[batch.indices], pooled)
+                if similarity is not None:
+                    state.add_similar(batch_vectors(outputs, similarity, projection))
             if on_batch is not None:
                 on_batch(len(batch) + len(batch.bad))
             last_of_chunk = b + 1 == len(batches) or owner[b + 1] != pos
             if last_of_chunk:
                 _commit(conn, index_dir, plan[pos][0], state.accs, state.rows, state.bad, layers, k, pooled,
-                        state.pooled, state.maxima)
+                        state.pooled, state.maxima, similarity, state.similar)
                 state = _ChunkState(layers, k, device)
     return len(samples)
 
@@ -93,6 +102,7 @@ class _ChunkState:
         self.maxima: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
         self.rows: list[torch.Tensor] = []
         self.bad: list[tuple[int, str]] = []
+        self.similar: dict[str, list[torch.Tensor]] = {}
 
     def add(self, summary: dict[str, tuple], keys: torch.Tensor, pooled: bool) -> None:
         self.rows.append(keys)
@@ -102,8 +112,13 @@ class _ChunkState:
             if pooled:
                 self.pooled[name].append(mean.to("cpu", torch.float16))
 
+    def add_similar(self, vectors: dict[str, torch.Tensor]) -> None:
+        for name, v in vectors.items():
+            self.similar.setdefault(name, []).append(v.to("cpu", torch.float16))
 
-def _commit(conn, index_dir, cid, accs, rows, bad, layers, k, pooled, pooled_rows=None, maxima_rows=None) -> None:
+
+def _commit(conn, index_dir, cid, accs, rows, bad, layers, k, pooled, pooled_rows=None, maxima_rows=None,
+            similarity: SimilaritySpec | None = None, similar_rows=None) -> None:
     """Write the chunk's file, then mark its images and the chunk done in one transaction."""
     keys = torch.cat(rows) if rows else torch.zeros(0, dtype=torch.int64)
     tensors: dict[str, torch.Tensor] = {"keys": keys}
@@ -115,6 +130,11 @@ def _commit(conn, index_dir, cid, accs, rows, bad, layers, k, pooled, pooled_row
         if pooled:
             pr = (pooled_rows or {}).get(name) or []
             tensors[f"{name}/pooled"] = torch.cat(pr) if pr else torch.zeros(0, c, dtype=torch.float16)
+    if similarity is not None:  # raw similarity vectors: finished over the whole collection at the merge
+        for raw in ("content", "style", "grid"):
+            got = (similar_rows or {}).get(raw) or []
+            tensors[f"similar/{raw}"] = (torch.cat(got) if got
+                                         else torch.zeros(0, similarity.width(raw), dtype=torch.float16))
     save_tensors(chunk_file(index_dir, cid), tensors)
     with conn:
         conn.executemany("UPDATE images SET status = 'ok', error = NULL WHERE key = ?",

@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from imagemachines.errors import UnitOutOfRange, UnknownLayer, UserError, did_you_mean
+from imagemachines.index.duplicates import duplicate_groups, hidden_copies
 from imagemachines.index.records import Example, ImageInfo, UnitStats
+from imagemachines.index.scan import image_path
 from imagemachines.index.store import DATABASE, MANIFEST, layer_file, open_array, pooled_file, read_manifest
+
+SAME_VALUE = 1e-5  # relative: float32 sums in another order (threads, batch size) differ by far less than this
 
 
 class IndexError_(UserError):  # noqa: N801 - not the builtin IndexError
@@ -54,6 +58,7 @@ class CollectionIndex:
         self._layer_cache: dict[str, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._copies: dict[int, int] | None = None
 
     def __repr__(self) -> str:
         return f"CollectionIndex({str(self.path)!r}, model={self.model_name!r}, images={self.n_images})"
@@ -87,8 +92,31 @@ class CollectionIndex:
         return [self._info(r) for r in rows]
 
     def image_file(self, image_id: int) -> Path:
-        """The image's file: the index's image root joined with the path from its own table."""
-        return self.image_root / self.image(image_id).path
+        """The image's file: the path from the index's own table inside its image folder, links resolved.
+
+        Every reader of the pictures goes through here: a row that is absolute or climbs out with ``..``, or a link
+        that leads out to a file whose SHA-256 is not the one recorded, raises
+        :class:`~imagemachines.index.scan.OutsideImageFolder` (the index is untrusted input).
+        """
+        info = self.image(image_id)
+        return image_path(self.image_root, info.path, info.sha256)
+
+    def duplicates(self) -> list[list[ImageInfo]]:
+        """Groups of indexed files that are the same image (the same SHA-256), the one shown first."""
+        groups = duplicate_groups(self._db())
+        return [[self.image(row) for row, _ in group] for group in groups]
+
+    def copies(self) -> dict[int, int]:
+        """{id of a file that is a copy of an earlier one: the id shown in its place} (read once)."""
+        if self._copies is None:
+            self._copies = hidden_copies(duplicate_groups(self._db()))
+        return self._copies
+
+    def same_image(self, image_id: int) -> set[int]:
+        """The ids of *image_id* and of every file that is the same image."""
+        copies = self.copies()
+        kept = copies.get(int(image_id), int(image_id))
+        return {kept} | {c for c, k in copies.items() if k == kept}
 
     def unreadable(self) -> list[tuple[str, str]]:
         """(path, reason) of the files that could not be read."""
@@ -135,7 +163,8 @@ class CollectionIndex:
                 int(math.ceil((c + 1) * width / w)), int(math.ceil((r + 1) * height / h)))
 
     def examples(self, layer: str, channel: int, *, k: int | None = None, negative: bool = False) -> list[Example]:
-        """The unit's top (or, *negative*, bottom) images by spatial maximum, best first."""
+        """The unit's top (or, *negative*, bottom) images by spatial maximum, best first; each painting once (a
+        file that is a copy of an earlier one is left out, see :meth:`copies`), so at most the index's k."""
         self.check_unit(layer, channel)
         if k is not None and k < 1:
             raise UserError("k must be at least 1.")
@@ -144,13 +173,18 @@ class CollectionIndex:
         values, images, cells = (data[f"{side}_{n}"][channel] for n in ("value", "image", "cell"))
         n = len(values) if k is None else min(k, len(values))
         h, w = self._shape(layer)
-        out = []
-        for rank in range(n):
-            info = self.image(int(images[rank]))
-            cell = (int(cells[rank]) // w, int(cells[rank]) % w)
-            value = float(values[rank])
-            out.append(Example(rank + 1, info.id, value, cell, self.box(layer, cell, info.width, info.height),
-                               self.percentile(layer, channel, value)))
+        copies = self.copies()
+        out: list[Example] = []
+        for value, image_id, cell_index in zip(values, images, cells, strict=True):
+            if len(out) == n:
+                break
+            if int(image_id) in copies:
+                continue
+            info = self.image(int(image_id))
+            cell = (int(cell_index) // w, int(cell_index) % w)
+            out.append(Example(len(out) + 1, info.id, float(value), cell,
+                               self.box(layer, cell, info.width, info.height),
+                               self.percentile(layer, channel, float(value))))
         return out
 
     def stats(self, layer: str, channel: int) -> UnitStats:
@@ -163,7 +197,12 @@ class CollectionIndex:
                          int(d["count"][0]))
 
     def percentile(self, layer: str, channel: int, value: float) -> float:
-        """Percent of the collection whose spatial maximum for this unit is at most *value* (0 … 100)."""
+        """Percent of the collection whose spatial maximum for this unit is at most *value* (0 … 100).
+
+        A value within :data:`SAME_VALUE` (relative) of the collection's maximum is at it (100): the same painting
+        computed again, with another thread count or batch size, can come out that much lower, and must still
+        read as the collection's best.
+        """
         self.check_unit(layer, channel)
         d = self._layer(layer)
         lo, hi = float(d["min"][channel]), float(d["max"][channel])
@@ -171,7 +210,7 @@ class CollectionIndex:
         total = hist.sum()
         if total == 0:
             return 0.0
-        if value >= hi:
+        if value >= hi - SAME_VALUE * max(abs(hi), abs(lo)):
             return 100.0
         if value < lo:
             return 0.0
@@ -191,9 +230,20 @@ class CollectionIndex:
             raise IndexError_(f"{f} is missing; rebuild the index.")
         return open_array(f, "pooled")
 
+    def similarity(self):
+        """The similarity modes (:class:`~imagemachines.index.similarity_store.SimilarityStore`: content, style,
+        composition; search, why, near-duplicates); a clear UserError for an index made before them."""
+        with self._lock:
+            if getattr(self, "_similarity", None) is None:
+                from imagemachines.index.similarity_store import SimilarityStore
+
+                self._similarity = SimilarityStore.open(self)
+            return self._similarity
+
     def similar(self, layer: str, vector: np.ndarray, k: int = 10, exclude: int | None = None
                 ) -> list[tuple[int, float]]:
-        """The images whose pooled activations of *layer* are closest to *vector* (cosine), best first."""
+        """The images whose pooled activations of *layer* are closest to *vector* (cosine), best first; each
+        painting once (copies of an earlier file left out), *exclude* and its copies left out."""
         data = self.pooled(layer)
         if data is None:
             raise UserError(f"The index in {self.path} was built with --no-pooled; similarity needs pooled "
@@ -208,8 +258,10 @@ class CollectionIndex:
             block = np.asarray(data[s:s + step], dtype=np.float32)
             norms = np.linalg.norm(block, axis=1).clip(1e-12)
             scores[s:s + step] = block @ v / norms
+        hide = list(self.copies())  # each painting once
         if exclude is not None and 0 <= exclude < len(scores):
-            scores[exclude] = -np.inf
-        n = max(0, min(k, len(scores) - (exclude is not None)))
+            hide += self.same_image(exclude)  # the painting itself, and any copy of it
+        scores[hide] = -np.inf
+        n = max(0, min(k, int(np.isfinite(scores).sum())))
         best = np.argsort(-scores, kind="stable")[:n]
         return [(int(i), float(scores[i])) for i in best]

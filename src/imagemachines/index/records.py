@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+
+
+def percentile_label(p: float) -> str:
+    """A percentile (0 … 100) as every page, the CLI and the web interface write it — one rule (the web
+    interface's ``collection.js`` has the same): one decimal, rounded half up; ``100`` only for a value at or above
+    the collection's maximum and ``0`` only at or below its minimum, so a value that would round to them reads
+    ``>99.9`` or ``<0.1``. Add "th percentile" (or "th pct") after it."""
+    p = float(p)
+    if p >= 100:
+        return "100"
+    if p <= 0:
+        return "0"
+    rounded = math.floor(p * 10 + 0.5) / 10
+    if rounded >= 100:
+        return ">99.9"
+    if rounded <= 0:
+        return "<0.1"
+    return f"{rounded:.1f}"
 
 
 @dataclass(frozen=True)

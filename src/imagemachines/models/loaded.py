@@ -54,6 +54,7 @@ class LoadedModel:
     location: str | None = None  # how to name it on the command line when that is not `name` (a run's path)
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
     _calls: dict[str, int] = field(default_factory=dict, repr=False)
+    _changed_later: set[str] = field(default_factory=set, repr=False)  # outputs changed in place after the layer
     _fast: tuple | None = field(default=None, repr=False)  # (device, folded module, folded conv names)
 
     @classmethod
@@ -82,6 +83,7 @@ class LoadedModel:
         modules = dict(self.module.named_modules())
         shapes: dict[str, tuple] = {}
         calls: dict[str, int] = {}
+        versions: list[tuple[str, torch.Tensor, int]] = []  # each output and its version counter when it was made
         handles = []
 
         def make_hook(name):
@@ -89,6 +91,7 @@ class LoadedModel:
                 calls[name] = calls.get(name, 0) + 1
                 if isinstance(out, torch.Tensor) and out.ndim in (2, 4):
                     shapes[name] = tuple(out.shape[1:])
+                    versions.append((name, out, out._version))
 
             return hook
 
@@ -96,12 +99,15 @@ class LoadedModel:
             if name:
                 handles.append(m.register_forward_hook(make_hook(name)))
         try:
-            x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
-            with torch.no_grad():
+            # ordinary tensors even when called under inference_mode: their version counters show in-place changes
+            with torch.inference_mode(False), torch.no_grad():
+                x = torch.zeros(1, 3, self.input_size, self.input_size, device=self.device)
                 out = self.module(x)
         finally:
             for h in handles:
                 h.remove()
+        changed = {name for name, tensor, version in versions if tensor._version != version}
+        versions.clear()
         layers = []
         for name, shape in shapes.items():
             c, h, w = (shape[0], 1, 1) if len(shape) == 1 else shape
@@ -109,7 +115,7 @@ class LoadedModel:
                                     _is_block(name, modules)))
         if isinstance(out, torch.Tensor) and out.ndim == 2:
             layers.append(LayerInfo(LOGITS, "output", int(out.shape[1]), 1, 1, True))
-        self._layers, self._calls = layers, calls
+        self._layers, self._calls, self._changed_later = layers, calls, changed
 
     def layers(self, all: bool = False) -> list[LayerInfo]:  # noqa: A002 - mirrors the CLI flag
         """The layer table in forward order: top-level blocks, or every module with *all*."""
@@ -157,4 +163,4 @@ class LoadedModel:
             _, folded_module, folded = self._fast
             if folded and not folded & set(layers):
                 module = folded_module
-        return LayerTap(module, layers, self._calls)
+        return LayerTap(module, layers, self._calls, self._changed_later)

@@ -24,9 +24,12 @@ class LayerTap(nn.Module):
 
     *calls* maps a module name to how many times one forward pass calls it (from the dry run in
     :meth:`LoadedModel.layers`); the tap keeps the last call's output, like ``named_modules`` users expect.
+    *changed_later* names the modules whose output the pass then changes in place (found by the same dry run):
+    their outputs are copied when the pass goes on, so they hold what the layer computed.
     """
 
-    def __init__(self, model: nn.Module, layers: Iterable[str], calls: dict[str, int] | None = None):
+    def __init__(self, model: nn.Module, layers: Iterable[str], calls: dict[str, int] | None = None,
+                 changed_later: Iterable[str] = ()):
         super().__init__()
         self.model = model
         self.layers = tuple(dict.fromkeys(layers))
@@ -34,6 +37,7 @@ class LayerTap(nn.Module):
         modules = dict(model.named_modules())
         self._targets = {name: modules[name] for name in self.layers if name != LOGITS}
         self._calls = {name: (calls or {}).get(name, 1) for name in self._targets}
+        self._copy = set(changed_later) & set(self._targets)  # outputs the network then changes in place
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs: dict[str, torch.Tensor] = {}
@@ -44,8 +48,11 @@ class LayerTap(nn.Module):
             def hook(_module, _inputs, output):
                 seen[name] += 1
                 if seen[name] == self._calls[name]:
-                    outputs[name] = output
-                    if not self._needs_output and all(seen[n] >= self._calls[n] for n in self._targets):
+                    done = not self._needs_output and all(seen[n] >= self._calls[n] for n in self._targets)
+                    # an output the pass goes on to change in place (a BatchNorm before ReLU(inplace=True)) is
+                    # copied, so the tap returns what the layer computed; the last hook ends the pass: no copy
+                    outputs[name] = output.clone() if name in self._copy and not done else output
+                    if done:
                         raise _Done
 
             return hook

@@ -19,16 +19,21 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @cache
 def environment():
-    """The shared Jinja2 environment (templates from this package, autoescape, strict undefined)."""
+    """The shared Jinja2 environment (templates from this package, autoescape, strict undefined, the
+    ``percentile`` filter)."""
     import jinja2
 
-    return jinja2.Environment(
+    from imagemachines.index.records import percentile_label
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["percentile"] = percentile_label  # {{ p|percentile }}th percentile: the one rule of every page
+    return env
 
 
 def render_html(template: str, **context) -> str:

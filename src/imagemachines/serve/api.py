@@ -6,14 +6,13 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, StreamingResponse
 
 from imagemachines.errors import UnknownLayer, UnknownModel, UserError
 from imagemachines.models import LOGITS
 from imagemachines.serve.cache import is_key
-from imagemachines.serve.guard import refuse_cross_site
 from imagemachines.serve.images import download_name, placeholder_png
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Job, QueueFull, Scheduler
@@ -86,7 +85,8 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
             id=job.id, state=snap["state"], model=spec.model, layer=spec.layer, unit=spec.unit_text,
             method=spec.method, size=spec.size, steps=spec.steps, seed=spec.seed, step=snap["step"],
             progress=1.0 if done else (snap["step"] / total if total else 0.0), activation=snap["activation"],
-            queue_position=scheduler.queue_position(job), error=snap["error"], recipe=snap["recipe"],
+            queue_position=scheduler.queue_position(job), error=snap["error"], fault=snap["fault"],
+            recipe=snap["recipe"],
             links=links(job.id),
         )
 
@@ -131,9 +131,14 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
         return out
 
     @router.get("/api/status", tags=["models"])
-    def server_status() -> dict[str, int]:
-        """Queue length, running renders, counters since start, open event streams and the disk cache's size."""
-        return {**scheduler.counts(), "streams": streams["open"], **scheduler.cache.usage()}
+    def server_status() -> dict[str, int | bool]:
+        """Queue length, running renders, counters since start, open event streams, the disk cache's size, and
+        whether the render processes are ready (`warming_up` while they start: renders then run more slowly, in
+        the server's own thread)."""
+        readiness = getattr(scheduler.render_fn, "readiness", None)
+        ready, processes = readiness() if callable(readiness) else (0, 0)
+        return {**scheduler.counts(), "streams": streams["open"], **scheduler.cache.usage(),
+                "render_processes": processes, "render_processes_ready": ready, "warming_up": ready < processes}
 
     # -- renders ------------------------------------------------------------------------------------------
     @router.post("/api/renders", status_code=202, response_model=RenderCreated, tags=["renders"],
@@ -263,8 +268,7 @@ def build_router(catalog: Catalog, scheduler: Scheduler) -> APIRouter:
 
     # -- the seed's route ---------------------------------------------------------------------------------
     @router.get("/activations/{layer}/{neuron}/{octave}", status_code=202, response_model=SeedActivation,
-                responses={**ERRORS, 403: {"model": Problem}, 429: {"model": Problem}}, tags=["seed"],
-                dependencies=[Depends(refuse_cross_site)])  # a GET that queues work: not for other sites' pages
+                responses={**ERRORS, 403: {"model": Problem}, 429: {"model": Problem}}, tags=["seed"])
     def seed_activation(
         layer: str,
         neuron: Annotated[int, PathParam(ge=0, le=1_000_000, description="Channel of the layer.")],

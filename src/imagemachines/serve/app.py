@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
@@ -23,7 +24,9 @@ from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
 from imagemachines.serve.concept_jobs import ConceptJobs
 from imagemachines.serve.concepts_api import build_concepts_router
-from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard
+from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard, open_to_other_sites, refuse_cross_site
+from imagemachines.serve.headers import SecurityHeaders
+from imagemachines.serve.map_api import build_map_router
 from imagemachines.serve.resolve import Catalog
 from imagemachines.serve.scheduler import Scheduler
 from imagemachines.serve.schemas import Limits
@@ -32,6 +35,15 @@ from imagemachines.serve.uploads import UploadLimits, UploadStore
 FRAMEWORK_413 = {"Content Too Large", "Request Entity Too Large"}
 
 STATIC = Path(__file__).resolve().parent / "static"
+
+
+UPLOAD_SWEEP_SECONDS = 60.0  # how often expired uploads are dropped when nobody asks for any
+
+
+async def _sweep(purge: Callable[[], object], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        purge()
 
 
 MAX_ERRORS = 5  # validation problems listed in a 422; the rest are counted
@@ -47,6 +59,17 @@ def compact_errors(errors: Sequence[dict]) -> list[dict]:
     or NaN, which JSON cannot encode), never the context."""
     return [{"loc": [_short(p) for p in err.get("loc", ())][:8], "msg": _short(err.get("msg", "invalid"), 200),
              "type": _short(err.get("type", ""))} for err in errors[:MAX_ERRORS]]
+
+
+def fault_of(status: int) -> str:
+    """Whose fault an error answer is (the ``fault`` of every error body): ``busy`` for 429 and 503 (try again after
+    Retry-After), ``server`` for other 5xx, else ``request``."""
+    return "busy" if status in (429, 503) else "server" if status >= 500 else "request"
+
+
+def problem(status: int, detail: str, headers: Mapping[str, str] | None = None, **extra) -> JSONResponse:
+    """An error answer: ``{"detail": ..., "fault": ...}``."""
+    return JSONResponse({"detail": detail, "fault": fault_of(status), **extra}, status_code=status, headers=headers)
 
 
 def _readable(errors: Sequence[dict], total: int) -> str:
@@ -91,20 +114,27 @@ def create_app(
     scheduler = Scheduler(catalog.models, cache, limits=limits, render_fn=render_fn, batch_window=batch_window)
     concept_jobs = ConceptJobs(Path(cache_dir) / "concepts", max_bytes=limits.max_cache_bytes)  # concept studies
 
+    bench = Workbench()
+    uploads = UploadStore(upload_limits, forget=lambda upload: bench.forget(("upload", upload)))
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         scheduler.open()
+        sweeper = asyncio.create_task(_sweep(uploads.purge, UPLOAD_SWEEP_SECONDS))  # expired uploads go unasked
         yield
+        sweeper.cancel()
         scheduler.close()
         concept_jobs.close()
 
     app = FastAPI(
         title="imagemachines", version=__version__, lifespan=lifespan,
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,  # /docs comes from the package below
+        dependencies=[Depends(refuse_cross_site)],  # every route, also those of routers included later (guard.py)
         max_body_size=limits.max_body,  # every route; an upload route raises it with its own max_body_size=
         description="Feature visualization of image-recognition networks as a local web service. "
                     "The web interface is at `/`.",
     )
-    app.state.catalog, app.state.scheduler = catalog, scheduler
+    app.state.catalog, app.state.scheduler, app.state.uploads, app.state.workbench = catalog, scheduler, uploads, bench
     app.state.concept_jobs = concept_jobs
     if allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST", "DELETE"],
@@ -121,27 +151,40 @@ def create_app(
                       "for the expected format." if isinstance(limit, int) else "The request body is too large.")
         elif exc.status_code == 405 and detail == "Method Not Allowed":
             detail = f"{request.method} is not allowed on {request.url.path!r}; see /docs for what is."
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        return problem(exc.status_code, detail, exc.headers)
 
     @app.exception_handler(UserError)
     async def user_error(_request: Request, exc: UserError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=problem_status(exc))
+        return problem(problem_status(exc), str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         every = exc.errors()
         errors = compact_errors(every)
-        return JSONResponse({"detail": _readable(errors, len(every)), "errors": errors}, status_code=422)
+        return problem(422, _readable(errors, len(every)), errors=errors)
+
+    @app.exception_handler(Exception)
+    async def crashed(_request: Request, exc: Exception) -> JSONResponse:  # a bug: logged by the server, re-raised
+        return problem(500, f"The server failed to answer ({type(exc).__name__}). This is a fault of the server, "
+                            "not of the request: try again, and report it if it keeps failing.")
 
     app.include_router(build_router(catalog, scheduler))
-    app.include_router(build_collection_router(served_indexes, catalog.models, Workbench(),
-                                               UploadStore(upload_limits)))
+    app.include_router(build_collection_router(served_indexes, catalog.models, bench, uploads))
+    app.include_router(build_map_router(served_indexes, cache_dir))
     app.include_router(build_concepts_router(served_indexes, concept_jobs))
 
     @app.get("/", include_in_schema=False)
+    @open_to_other_sites  # a link on another site may open the interface (it starts nothing large by itself)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/docs", include_in_schema=False)
+    @open_to_other_sites
+    def api_docs() -> FileResponse:
+        """Swagger UI, served from the package (works offline; no inline script, so it passes the CSP)."""
+        return FileResponse(STATIC / "docs.html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(RequestGuard, allowed_hosts=tuple(allowed_hosts), allow_origins=tuple(allow_origins))
+    app.add_middleware(SecurityHeaders)  # outermost: the guard's refusals carry the headers too
     return app

@@ -120,6 +120,15 @@ class Workbench:
         self.pictures: BoundedLRU[bytes] = BoundedLRU(4096, picture_bytes)
         self.explanations: BoundedLRU = BoundedLRU(256, explanation_bytes, size_of=_explanation_bytes)
 
+    def forget(self, key: tuple) -> int:
+        """Drop everything computed from the image *key* (``("upload", id)``: an upload that is gone); how much."""
+        n = len(key)
+
+        def about(cached) -> bool:
+            return isinstance(cached, tuple) and any(cached[i:i + n] == key for i in range(len(cached) - n + 1))
+
+        return sum(cache.drop_where(about) for cache in (self.maps, self.images, self.pictures, self.explanations))
+
     def worker(self, model: LoadedModel) -> tuple[LoadedModel, threading.Lock]:
         """The private copy of *model* (made on first use) and the lock that serializes its use."""
         with self._copies_lock:
@@ -171,7 +180,7 @@ class Workbench:
         return self.maps.get_or_make(("maps", model.name, *key, layer), make)
 
     def explain(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, index, n_similar: int,
-                exclude: int | None = None):
+                exclude: int | None = None, mode: str = "content"):
         """``explain_image`` of *image* at *layer* (every unit ranked), on the private model copy (cached)."""
         from imagemachines.explain import explain_image
 
@@ -179,10 +188,10 @@ class Workbench:
             private, lock = self.worker(model)
             with lock:
                 return explain_image(private, image, layer=layer, index=index, k=model.layer(layer).channels,
-                                     similar=n_similar, exclude=exclude)
+                                     similar=n_similar, exclude=exclude, mode=mode)
 
         where = str(index.path) if index is not None else None
-        return self.explanations.get_or_make(("explain", model.name, *key, layer, where, n_similar), make)
+        return self.explanations.get_or_make(("explain", model.name, *key, layer, where, n_similar, mode), make)
 
     def overlay(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, channel: int, size: int,
                 vmax: float | None) -> bytes:
@@ -206,14 +215,38 @@ def rank_in_collection(explanation, index, k: int) -> tuple[list, list]:
     ranking the units that are constant over the collection (dead ones): their "100th percentile" means nothing."""
     by_percentile = explanation.by_percentile
     if by_percentile:
-        layer = explanation.layer
+        layer = explanation.ranked_at or explanation.layer
         by_percentile = [h for h in by_percentile
                          if index.stats(layer, h.channel).max > index.stats(layer, h.channel).min]
     return explanation.units[:k], by_percentile[:k]
 
 
+def tie_sentences(explanation, by_value: list, by_percentile: list) -> list[str]:
+    """The explanation's ties that reach the units the page shows, in the words of ``explain.html``."""
+    from imagemachines.explain.page import tie_text
+
+    shown = {"value": [h.channel for h in by_value], "percentile": [h.channel for h in by_percentile]}
+    values = {"value": {h.channel: h.value for h in explanation.units},
+              "percentile": {h.channel: h.percentile for h in explanation.by_percentile}}
+    out = []
+    for tie in explanation.ties:
+        seen = [c for c in shown[tie.ranking] if values[tie.ranking].get(c) == tie.at]
+        if seen:
+            out.append(tie_text({**tie.as_dict(), "shown": len(seen)}, explanation.ranked_at or explanation.layer))
+    return out
+
+
 def default_layer(model: LoadedModel, index=None) -> str:
-    """The deepest block that has spatial maps (the index's deepest such layer when there is an index)."""
+    """The layer a painting's units are ranked at when none is asked: the one `imagemachines explain` takes
+    (:func:`imagemachines.explain.lookup.lookup_layer`: the deepest block with spatial maps, with an index the
+    deepest indexed one), so the web and the command line give one painting one answer; failing that, the
+    deepest block with maps (or the index's deepest layer)."""
+    from imagemachines.explain.lookup import lookup_layer
+
+    try:
+        return lookup_layer(model, None, index)
+    except UserError:
+        pass
     names = [layer.name for layer in model.layers() if layer.name != LOGITS and layer.height > 1]
     if index is not None:
         names = [n for n in names if n in index.layers] or [n for n in index.layers if n != LOGITS] \

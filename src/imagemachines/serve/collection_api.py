@@ -20,6 +20,7 @@ from imagemachines.serve.collection import (
     default_layer,
     display_meta,
     rank_in_collection,
+    tie_sentences,
 )
 from imagemachines.serve.collection_schemas import (
     ExampleOut,
@@ -30,6 +31,7 @@ from imagemachines.serve.collection_schemas import (
     Meta,
     PaintingLinks,
     PaintingOut,
+    ReasonOut,
     SimilarOut,
     StatsOut,
     UnitExamplesOut,
@@ -47,6 +49,8 @@ K = Annotated[int, Query(ge=1, le=256, description="How many.")]
 ImageId = Annotated[int, PathParam(ge=0, le=2**62)]
 Channel = Annotated[int, PathParam(ge=0, le=1_000_000)]
 Ctx = Annotated[str | None, Query(max_length=200)]
+Mode = Annotated[str, Query(max_length=100, description="Similar paintings by content, style, composition, or a "
+                                                         "mix like content:0.5,style:0.5.")]
 
 
 def folder_name(root) -> str:
@@ -107,24 +111,46 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
             examples=f"/api/indexes/{s.id}/units/{hit.layer}/{hit.channel}" if indexed else None,
         )
 
-    def similar_out(s: ServedIndex, pairs) -> list[SimilarOut]:
+    def reason_out(s: ServedIndex, r) -> ReasonOut:
+        unit = (f"/api/indexes/{s.id}/units/{r.layer}/{r.channel}"
+                if r.channel is not None and r.layer in s.index.layers else None)
+        return ReasonOut(mode=r.mode, layer=r.layer, channel=r.channel, share=r.share, unit=unit)
+
+    def similar_out(s: ServedIndex, pairs, neighbours=()) -> list[SimilarOut]:
+        by_id = {n.image_id: n for n in neighbours}
         out = []
         for image_id, score in pairs:
             im = info(s, int(image_id))
+            n = by_id.get(int(image_id))
+            extra = {} if n is None else {"scores": n.scores, "reasons": [reason_out(s, r) for r in n.reasons],
+                                          "copies": n.copies}
             out.append(SimilarOut(image_id=int(image_id), score=float(score), meta=Meta(**display_meta(im.meta or {})),
-                                  links=painting_links(s, int(image_id))))
+                                  links=painting_links(s, int(image_id)), **extra))
         return out
 
+    def check_mode(mode: str) -> str:
+        from imagemachines.index.similarity_vectors import parse_mode
+
+        parse_mode(mode)  # a clear 422 for an unknown mode or a bad weight
+        return mode
+
     def explain(model: LoadedModel, s: ServedIndex | None, key: tuple, image, layer: str, k: int, n_similar: int,
-                overlay_base: str, image_id: int | None = None) -> dict:
+                overlay_base: str, image_id: int | None = None, mode: str = "content") -> dict:
+        from imagemachines.index.similarity_vectors import MODES
+
         index = s.index if s is not None and layer in s.index.layers else None
-        explanation = bench.explain(model, key, image, layer, index, n_similar if index else 0, exclude=image_id)
+        explanation = bench.explain(model, key, image, layer, index, n_similar if index else 0, exclude=image_id,
+                                    mode=mode)
         by_value, by_percentile = rank_in_collection(explanation, index, k)
-        similar = similar_out(s, explanation.similar) if index is not None else []
+        similar = similar_out(s, explanation.similar, explanation.neighbours) if index is not None else []
         layers = [li.name for li in model.layers()]
+        modes = list(MODES) if s is not None and "similarity" in s.index.manifest else []
         return dict(model=model.name, index=s.id if s else None, layer=layer, layers=layers,
                     units=[hit_out(model, s, h, overlay_base) for h in by_value],
-                    by_percentile=[hit_out(model, s, h, overlay_base) for h in by_percentile], similar=similar)
+                    by_percentile=[hit_out(model, s, h, overlay_base) for h in by_percentile], similar=similar,
+                    similar_basis=explanation.similar_basis if similar else None, ranked_at=explanation.ranked_at,
+                    clamp=explanation.clamp, ties=tie_sentences(explanation, by_value, by_percentile),
+                    mode=explanation.mode, modes=modes, same_painting=list(explanation.same_painting))
 
     def jpeg(data: bytes) -> Response:
         return Response(data, media_type="image/jpeg", headers=IMMUTABLE)
@@ -170,14 +196,17 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
     # -- paintings of an index ----------------------------------------------------------------------------
     @router.get("/api/indexes/{index_id}/images/{image_id}", response_model=ImagePageOut, responses=ERRORS)
     def image_page(index_id: str, image_id: ImageId, layer: Annotated[str | None, Query(max_length=200)] = None,
-                   k: K = 12, similar: Annotated[int, Query(ge=0, le=100)] = 12) -> ImagePageOut:
-        """A painting: its metadata, the units it drives most (at `layer`) and the most similar paintings."""
+                   k: K = 12, similar: Annotated[int, Query(ge=0, le=100)] = 12,
+                   mode: Mode = "content") -> ImagePageOut:
+        """A painting: its metadata, the units it drives most (at `layer`) and the most similar paintings (by
+        `mode`: content, style, composition or a mix), each with why it is close."""
+        check_mode(mode)
         s = served(index_id)
         p = painting(s, image_id)
         lay = explain_layer(s.model, s, layer)
         image = bench.indexed_image(s, image_id)
         body = explain(s.model, s, ("index", s.id, image_id), image, lay, k, similar, f"{p.links.page}/overlay",
-                       image_id=image_id)
+                       image_id=image_id, mode=mode)
         return ImagePageOut(painting=p, **body)
 
     @router.get("/api/indexes/{index_id}/images/{image_id}/thumb", responses=JPEG)
@@ -211,10 +240,11 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         return models[name], None
 
     def explain_upload(up: Upload, index: str | None, model: str | None, layer: str | None, k: int,
-                       similar: int) -> UploadOut:
+                       similar: int, mode: str = "content") -> UploadOut:
         m, s = upload_context(index, model)
         lay = explain_layer(m, s, layer)
-        body = explain(m, s, ("upload", up.id), up.image, lay, k, similar, f"/api/uploads/{up.id}/overlay")
+        body = explain(m, s, ("upload", up.id), up.image, lay, k, similar, f"/api/uploads/{up.id}/overlay",
+                       mode=mode)
         for hit in (*body["units"], *body["by_percentile"]):  # overlays need the context, too
             hit.overlay += f"&model={m.name}" + (f"&index={s.id}" if s else "")
         return UploadOut(id=up.id, width=up.width, height=up.height, format=up.format,
@@ -228,20 +258,22 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
             "image/*": {"schema": {"type": "string", "format": "binary"}},
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
     async def upload(request: Request, index: Ctx = None, model: Ctx = None, layer: Ctx = None, k: K = 12,
-                     similar: Annotated[int, Query(ge=0, le=100)] = 12) -> UploadOut:
+                     similar: Annotated[int, Query(ge=0, le=100)] = 12, mode: Mode = "content") -> UploadOut:
         """Explain your own painting: send the image file as the request body. Returns the units it drives most
         (with heat overlays) and, with an `index`, their percentiles and the collection's most similar paintings.
         The upload is kept only in a small memory cache (never on disk)."""
         upload_context(index, model)  # a 404 before reading the body
+        check_mode(mode)
         data = await read_limited(request, uploads.limits.max_bytes)
         up = await run_in_threadpool(uploads.add, data)
-        return await run_in_threadpool(explain_upload, up, index, model, layer, k, similar)
+        return await run_in_threadpool(explain_upload, up, index, model, layer, k, similar, mode)
 
     @router.get("/api/uploads/{upload_id}", response_model=UploadOut, responses=ERRORS)
     def upload_again(upload_id: str, index: Ctx = None, model: Ctx = None, layer: Ctx = None, k: K = 12,
-                     similar: Annotated[int, Query(ge=0, le=100)] = 12) -> UploadOut:
-        """An upload explained again (another layer or index) while it is still in the cache."""
-        return explain_upload(uploads.get(upload_id), index, model, layer, k, similar)
+                     similar: Annotated[int, Query(ge=0, le=100)] = 12, mode: Mode = "content") -> UploadOut:
+        """An upload explained again (another layer, index or similarity mode) while it is still in the cache."""
+        check_mode(mode)
+        return explain_upload(uploads.get(upload_id), index, model, layer, k, similar, mode)
 
     @router.get("/api/uploads/{upload_id}/image", responses=JPEG)
     def upload_image(upload_id: str, size: Size = 768) -> Response:

@@ -82,9 +82,22 @@ class UnitHitOut(BaseModel):
     examples: str | None = Field(None, description="The unit's examples in the index (when indexed).")
 
 
+class ReasonOut(BaseModel):
+    mode: str = Field(description="The similarity mode this reason belongs to.")
+    layer: str
+    channel: int | None = Field(None, description="The unit (content, composition); none for a style layer.")
+    share: float = Field(description="Its part of the mode's cosine (the parts of all units or layers add to 1).")
+    unit: str | None = Field(None, description="The unit's examples in the index (when the layer is indexed).")
+
+
 class SimilarOut(BaseModel):
     image_id: int
-    score: float = Field(description="Cosine similarity of pooled activations.")
+    score: float = Field(description="Cosine similarity in the chosen mode (a mix: the weighted sum).")
+    scores: dict[str, float] = Field(default_factory=dict, description="The cosine of each mode of the mix.")
+    reasons: list[ReasonOut] = Field(default_factory=list, description="Why it is close: the units (content, "
+                                     "composition) or layers (style) that add most to the cosine.")
+    copies: list[int] = Field(default_factory=list, description="Other photographs of this painting in the "
+                              "collection (near-duplicates, grouped here instead of listed).")
     meta: Meta
     links: PaintingLinks
 
@@ -96,7 +109,18 @@ class ExplainedOut(BaseModel):
     layers: list[str] = Field(description="Layers this painting can be explained at (?layer=).")
     units: list[UnitHitOut] = Field(description="Units ranked by their value on this painting.")
     by_percentile: list[UnitHitOut] = Field(description="Units ranked by their percentile in the collection.")
+    ranked_at: str = Field("", description="The layer whose values rank the units: `layer`, or the tap before its "
+                                           "closing saturating activation (`clamp`), where values do not tie.")
+    clamp: str | None = Field(None, description="The closing activation ranked around (e.g. ReLU6), if any.")
+    ties: list[str] = Field(default_factory=list, description="Ties left among the units shown, in words.")
     similar: list[SimilarOut]
+    similar_basis: str | None = Field(None, description="What the similar paintings were compared by, in words "
+                                                        "(the mode and the layers it reads).")
+    mode: dict[str, float] = Field(default_factory=lambda: {"content": 1.0},
+                                   description="The similarity mode of `similar` (weights of a mix).")
+    modes: list[str] = Field(default_factory=list, description="The similarity modes this index offers (?mode=).")
+    same_painting: list[int] = Field(default_factory=list, description="Image ids of other photographs of this "
+                                     "same painting in the collection (not listed as similar).")
 
 
 class ImagePageOut(ExplainedOut):

@@ -9,8 +9,11 @@ A pure ASGI middleware, so it sees a request before any route reads it:
   browser says another site's page made them: a foreign ``Origin``, else ``Sec-Fetch-Site`` other than
   ``same-origin``/``none``, else a foreign ``Referer``. Origins given with ``--allow-origin`` count as the
   server's own. Requests without any of these headers (curl, scripts) are not a browser acting for a page, and
-  pass. A GET route that queues work declares ``dependencies=[Depends(refuse_cross_site)]`` to be refused the
-  same way (``<img src>`` on any page could call it otherwise).
+  pass. The middleware marks the others in the request's scope, and :func:`refuse_cross_site`, a dependency of
+  the whole app (``FastAPI(dependencies=...)``, so of every route, also of routers included later), refuses them
+  on every route too: a GET can compute (a forward pass for an overlay, a queued render) or tell whether
+  something exists (an upload id, a render), and ``<img src>`` on any page can send one. Only the pages a link
+  on another site may open (the interface, the API docs) declare :func:`open_to_other_sites`.
 
 Body sizes are FastAPI's job: ``FastAPI(max_body_size=...)`` for every route, ``max_body_size=`` on a route
 that needs more (an upload); a larger body gets 413 before it is parsed.
@@ -19,7 +22,7 @@ that needs more (an upload); a larger body gets 413 before it is parsed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
@@ -36,9 +39,24 @@ CROSS_SITE_REFUSED = ("Requests from another site's page are refused here (they 
                       "you knowing). Start the server with --allow-origin ORIGIN to let that page call it.")
 
 
+OPEN_TO_OTHER_SITES = "_imagemachines_open_to_other_sites"
+
+
+def open_to_other_sites(endpoint: Callable) -> Callable:
+    """Declare a route a page that another site may link to (placed under ``@app.get``); every other route refuses
+    requests that another site's page made."""
+    setattr(endpoint, OPEN_TO_OTHER_SITES, True)
+    return endpoint
+
+
+def is_open_to_other_sites(route: object) -> bool:
+    return bool(getattr(getattr(route, "endpoint", None), OPEN_TO_OTHER_SITES, False))
+
+
 def refuse_cross_site(request: Request) -> None:
-    """A route dependency: 403 when the guard found that another site's page made this request."""
-    if request.scope.get(CROSS_SITE_SCOPE_KEY):
+    """The app's dependency: 403 when the guard found that another site's page made this request, unless the route
+    is :func:`open_to_other_sites`."""
+    if request.scope.get(CROSS_SITE_SCOPE_KEY) and not is_open_to_other_sites(request.scope.get("route")):
         raise HTTPException(403, CROSS_SITE_REFUSED)
 
 
@@ -109,7 +127,7 @@ class RequestGuard:
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    body = json.dumps({"detail": detail, "fault": "request"}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

@@ -42,6 +42,27 @@ class BoundedLRU(Generic[V]):
                 self._bytes -= dropped
         return value
 
+    def pop(self, key: Hashable) -> V | None:
+        """Remove *key*; its value, or None."""
+        with self._lock:
+            hit = self._items.pop(key, None)
+            if hit is None:
+                return None
+            self._bytes -= hit[1]
+            return hit[0]
+
+    def drop_where(self, predicate: Callable[[Hashable], bool]) -> int:
+        """Remove every entry whose key satisfies *predicate*; how many."""
+        with self._lock:
+            keys = [k for k in self._items if predicate(k)]
+            for key in keys:
+                self._bytes -= self._items.pop(key)[1]
+            return len(keys)
+
+    def cached_keys(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._items)
+
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
         """The cached value, or ``make()`` stored (two threads may both make it; the last one is kept)."""
         hit = self.get(key)

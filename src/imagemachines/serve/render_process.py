@@ -108,6 +108,13 @@ def _user_error(name: str, message: str) -> UserError:
     return UserError(message)
 
 
+def _child_error(name: str, message: str) -> Exception:
+    """A child's failure in the server: out of memory stays a MemoryError (the request can ask for less), anything
+    else is a RuntimeError naming the child's exception."""
+    text = f"{name}: {message}"
+    return MemoryError(text) if name in ("MemoryError", "OutOfMemoryError") else RuntimeError(text)
+
+
 def split(n: int, parts: int) -> list[range]:
     """*n* positions in at most *parts* contiguous, nearly equal, non-empty ranges."""
     parts = max(1, min(parts, n))
@@ -134,6 +141,7 @@ class _Child:
         child.close()
         self.conn = parent
         self.confirmed = False  # its "ready" message has been read
+        self._reading = threading.Lock()  # the "ready" message is read once, by the renders or by a status request
 
     def started(self) -> bool:
         """Whether the child is ready now (its "ready" message has come), without waiting."""
@@ -141,7 +149,25 @@ class _Child:
             self.ready(0)
         return self.confirmed
 
+    def looks_ready(self) -> bool:
+        """:meth:`started` for other threads (a status request): never waits, never discards the child."""
+        if self.confirmed or not self._reading.acquire(blocking=False):
+            return self.confirmed
+        try:
+            if not self.confirmed and self.conn.poll(0):
+                self.conn.recv()
+                self.confirmed = True
+        except (EOFError, OSError, ValueError):  # died or being discarded: not ready
+            pass
+        finally:
+            self._reading.release()
+        return self.confirmed
+
     def ready(self, timeout: float) -> None:
+        with self._reading:
+            self._ready(timeout)
+
+    def _ready(self, timeout: float) -> None:
         if self.confirmed:
             return
         if not self.conn.poll(timeout):
@@ -188,6 +214,12 @@ class RenderProcesses:
         self._stop = self._context.Event()
         self._lock = threading.Lock()
         self.renders_here = 0  # renders done in this process while the children were starting
+
+    def readiness(self) -> tuple[int, int]:
+        """(processes ready to render, processes): until they are all ready, renders run in the server's thread.
+        Safe to ask from any thread, also while a render runs."""
+        ready = sum(c is not None and c.alive and c.looks_ready() for c in list(self._children))
+        return ready, self.processes
 
     @property
     def pids(self) -> list[int]:
@@ -345,7 +377,7 @@ class RenderProcesses:
                     failure = failure if failure is not None and not isinstance(failure, RenderCancelled) else \
                         _user_error(message[1], message[2])
                 else:
-                    failure = failure or RuntimeError(f"{message[1]}: {message[2]}")
+                    failure = failure or _child_error(message[1], message[2])
         return [r for part in results for r in part or ()], failure
 
 

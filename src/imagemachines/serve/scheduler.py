@@ -75,6 +75,7 @@ class Job:
     total: int = 0  # engine steps in all (classic: steps x octaves); known once the render starts
     activation: float | None = None
     error: str | None = None
+    fault: str | None = None  # a failed job's: "server" (a fault of the server) or "request" (see failure())
     recipe: dict | None = None
     preview: np.ndarray | None = field(default=None, repr=False)  # HxWx3 uint8, running jobs only
     preview_step: int = 0
@@ -109,6 +110,24 @@ def _is_cancelled(exc: BaseException) -> bool:
     from imagemachines.vis import RenderCancelled
 
     return isinstance(exc, RenderCancelled)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+
+
+def failure(exc: BaseException) -> tuple[str, str]:
+    """What a failed render's status says, and whose fault it is: ``"request"`` when asking differently helps (a
+    bad unit, an image too large for the device's memory; the advice says what to change), else ``"server"``: a
+    fault of the server (a bug, a render process that died), which the request cannot avoid. Trying the same
+    request again may then work, and no advice about the request is given."""
+    if isinstance(exc, UserError):
+        return str(exc), "request"
+    if _out_of_memory(exc):
+        return (f"The device ran out of memory for this render ({type(exc).__name__}: {exc}). Try a smaller size, "
+                "or start the server with a smaller --max-batch."), "request"
+    return (f"The server failed while rendering ({type(exc).__name__}: {exc}). This is a fault of the server, not "
+            "of the request: try again, and report it if it keeps failing."), "server"
 
 
 def even_share(waiting: int, cap: int) -> int:
@@ -246,8 +265,8 @@ class Scheduler:
         """A consistent copy of the job's public fields."""
         with self._cond:
             return {"id": job.id, "state": job.state, "step": job.step, "total": job.total,
-                    "activation": job.activation,
-                    "error": job.error, "recipe": job.recipe, "version": job.version}
+                    "activation": job.activation, "error": job.error, "fault": job.fault,
+                    "recipe": job.recipe, "version": job.version}
 
     def preview_png(self, job: Job) -> tuple[int, bytes] | None:
         """(step, PNG bytes) of the latest preview of a running job, encoded once per preview."""
@@ -355,7 +374,7 @@ class Scheduler:
                     self._render(batch)
                 except Exception as exc:  # noqa: BLE001 - the worker must outlive any one batch
                     log.exception("render batch failed")
-                    self._finish(batch, "failed", f"The server could not finish this render ({exc}).")
+                    self._finish(batch, "failed", *failure(exc))
                 finally:
                     with self._cond:
                         self._running = []
@@ -404,12 +423,10 @@ class Scheduler:
                 for job in batch:  # one bad unit must not fail its batch-mates: render them one by one
                     if job.state == "running":
                         self._render([job])
-            elif isinstance(exc, UserError):
-                self._finish(batch, "failed", str(exc))
             else:
-                log.exception("render of %d unit(s) failed", len(batch))
-                self._finish(batch, "failed", f"The render failed inside the engine ({type(exc).__name__}: "
-                                              f"{exc}). Try a smaller size or another method.")
+                if not isinstance(exc, UserError):
+                    log.exception("render of %d unit(s) failed", len(batch))
+                self._finish(batch, "failed", *failure(exc))
             return
         with self._cond:
             self.stats["batches"] += 1
@@ -421,7 +438,8 @@ class Scheduler:
                 recipe = self.cache.put(job.id, result, job.spec.as_dict())
             except OSError as exc:
                 self._finish([job], "failed", f"Could not write the render cache ({exc}); "
-                                              "check free disk space and the --cache-dir permissions.")
+                                              "check free disk space and the --cache-dir permissions.",
+                             "server")
                 continue
             with self._cond:
                 if job.state == "running":
@@ -431,7 +449,8 @@ class Scheduler:
                     job.preview, job.preview_png = None, None
                     job.touch()
         missing = [job for job in batch[len(renders):] if job.state == "running"]
-        self._finish(missing, "failed", "The engine returned no image for this unit; try again.")
+        self._finish(missing, "failed", "The engine returned no image for this unit (a fault of the server); "
+                                        "try again.", "server")
 
     def _should_preempt(self, batch: list[Job]) -> bool:
         """Stop a small render early in its run when a larger one waits (the seed: big images first).
@@ -457,11 +476,11 @@ class Scheduler:
                     self._queued[job.id] = job
                     self.stats["preempted"] += 1
 
-    def _finish(self, jobs: list[Job], state: str, error: str | None) -> None:
+    def _finish(self, jobs: list[Job], state: str, error: str | None, fault: str | None = None) -> None:
         with self._cond:
             for job in jobs:
                 if job.state == "running":
-                    job.state, job.error = state, error
+                    job.state, job.error, job.fault = state, error, fault
                     job.preview, job.preview_png = None, None
                     job.touch()
                     self.stats["failed" if state == "failed" else "cancelled"] += 1

@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
+Fault = Literal["request", "server", "busy"]
+FAULT_HELP = ("Whose fault a failure is: `request` (change the request as the detail says), `server` (a fault of the "
+              "server; the same request may work when tried again), `busy` (try again after Retry-After).")
 TERMINAL = ("done", "failed", "cancelled")
 ID_PATTERN = r"^[0-9a-f]{32}$"
 MAX_INDEX = 1_000_000  # no real layer has more channels, classes or positions than this
@@ -135,6 +138,7 @@ class RenderStatus(BaseModel):
     activation: float | None = None
     queue_position: int | None = Field(None, description="1 = next to render; null unless queued.")
     error: str | None = None
+    fault: Fault | None = Field(None, description="A failed render's: " + FAULT_HELP)
     recipe: dict | None = Field(None, description="The finished render's full recipe.")
     links: Links
 
@@ -183,6 +187,7 @@ class ConfigOut(BaseModel):
 
 
 class Problem(BaseModel):
-    """Every 4xx: what went wrong and what to change."""
+    """Every error: what went wrong and what to change, and whose fault it is."""
 
     detail: str
+    fault: Fault = Field(description=FAULT_HELP)

@@ -117,7 +117,62 @@ def predict(
         raise typer.Exit(1)
 
 
+def split(
+    folder: Path = typer.Argument(..., help="Folder of images: one sub-folder per class (or any layout with "
+                                            "--label-column). Nothing in it is changed."),
+    out: Path = typer.Option(..., "--out", help="New or empty folder for train/, val/ (and test/); a previous "
+                                                "split there is replaced."),
+    val: float = typer.Option(0.2, "--val", help="Share of every class for validation."),
+    test: float = typer.Option(0.0, "--test", help="Share of every class for testing (test/ only when > 0)."),
+    metadata: Path | None = typer.Option(None, "--metadata", help="CSV with a path column (and e.g. label, "
+                                                                  "artist), joined as `index --metadata` does."),
+    label_column: str | None = typer.Option(None, "--label-column", help="Classes from this column of --metadata "
+                                                                         "instead of the class folders."),
+    group_by: str | None = typer.Option(None, "--group-by", help="Keep all images with one value of this "
+                                                                 "--metadata column (e.g. artist) on one side."),
+    classes: str | None = typer.Option(None, "--classes", help="Only these classes, comma-separated."),
+    per_class: int | None = typer.Option(None, "--per-class", help="At most this many images per class (a seeded "
+                                                                   "choice; for a quick first run)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split (and of --per-class)."),
+    link: str = typer.Option("auto", "--link", help="auto (symbolic links, else hard links, else copies), "
+                                                    "symbolic, hard or copy."),
+) -> None:
+    """Split a folder of paintings into train/ and val/ (and test/) for `imagemachines train`: links, not copies.
+
+    Every class is split by the shares; --group-by keeps an artist's paintings on one side, identical files
+    (same sha256) always stay together, and files Pillow cannot read are reported and left out.
+
+    Writes split.csv (every image: side, class, original file, metadata), split.json and index.html into --out.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from imagemachines.train.folder_split import SETTINGS, SplitOptions, split_folder
+
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    opts = SplitOptions(val=val, test=test, seed=seed, metadata=metadata, label_column=label_column,
+                        group_by=group_by, classes=names, per_class=per_class, link=link)
+    report = split_folder(folder, out, opts)
+    console = Console(highlight=False, soft_wrap=True)
+    table = Table("class", *report.splits, "total", title=f"{report.path}" + (" (replaced)" if report.replaced
+                                                                                else ""))
+    for row in report.rows():
+        table.add_row(*row, style="bold" if row[0] == "total" else None)
+    console.print(table)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    for path, reason in report.unreadable[:10]:
+        err.print(f"[yellow]unreadable:[/] {path}: {reason}")
+    for w in report.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+    kinds = ", ".join(f"{k} {v:,}" for k, v in report.links.items())
+    fallback = "" if "symbolic" in report.links or link != "auto" else (
+        " (symbolic links are not allowed here, so the fallback was used)")
+    console.print(f"files: {kinds}{fallback}; list: {report.path / 'split.csv'}; details: "
+                  f"{report.path / SETTINGS}; overview: {report.path / 'index.html'}")
+    console.print(f"next: imagemachines train {report.path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the training and evaluation commands to the main app."""
-    for command in (train, evaluate, top, predict):
+    for command in (train, evaluate, top, predict, split):
         app.command()(command)

@@ -59,15 +59,27 @@ def scan_split(split_dir: Path, classes: Sequence[str] | None = None) -> tuple[l
     return list(classes), samples
 
 
+MAKE_SPLIT = ("`imagemachines split FOLDER --out DATA_DIR` makes one from a folder of class folders (or a CSV with "
+              "a label column), `imagemachines wga subset` from the Web Gallery of Art")
+
+
 def split_dir(data_dir: Path, split: str) -> Path:
-    """``DATA_DIR/split``, or a clear error saying what the folder should look like."""
+    """``DATA_DIR/split``, or a clear error saying what the folder should look like and how to make one."""
     if not data_dir.is_dir():
-        raise UserError(f"Data folder {data_dir} does not exist. Make one with `imagemachines wga subset`.")
+        raise UserError(f"Data folder {data_dir} does not exist. {MAKE_SPLIT}.")
     path = data_dir / split
     if not path.is_dir():
+        if split == "train" and not (data_dir / "val").is_dir() and any(
+                p.is_dir() and list_images(p) for p in data_dir.iterdir() if not p.name.startswith(".")):
+            beside = data_dir.resolve().parent / f"{data_dir.resolve().name}-split"
+            raise UserError(
+                f"{data_dir} holds class folders but no train/ and val/: split it first, e.g. "
+                f"`imagemachines split {data_dir} --out {beside}` (add --metadata labels.csv "
+                "--group-by artist to keep each artist on one side), then train on that folder."
+            )
         raise UserError(
             f"{data_dir} has no {split}/ folder. The data folder must hold train/ and val/ (and optionally "
-            "test/), each with one sub-folder of images per class, as `imagemachines wga subset` writes."
+            f"test/), each with one sub-folder of images per class: {MAKE_SPLIT}."
         )
     return path
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -11,6 +10,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from imagemachines import csvfiles
 from imagemachines.errors import UserError
 from imagemachines.train.data import scan_split, split_dir
 from imagemachines.train.gallery import Card, Metadata, write_page
@@ -33,7 +33,7 @@ def pick_folder(data_dir: Path, split: str | None) -> Path:
     if any(p.is_dir() for p in data_dir.iterdir()):
         return data_dir
     raise UserError(f"{data_dir} holds neither test/ nor val/ nor class folders; give a data folder written by "
-                    "`imagemachines wga subset`.")
+                    "`imagemachines split` or `imagemachines wga subset`.")
 
 
 def default_out(run_dir: Path, data_dir: Path, folder: Path) -> Path:
@@ -81,15 +81,13 @@ def _write(out: Path, result: dict, scores: Scores, classes: list[str], meta: Me
     from imagemachines.train.plots import confusion as plot_confusion
 
     out.mkdir(parents=True, exist_ok=True)
-    for old in (out / "thumbs").glob("*.jpg"):
-        old.unlink()
     write_json(out / "metrics.json", result)
     write_json(out / "confusion.json", {"class_names": classes, "rows": "true class", "columns": "predicted class",
                                         "matrix": result["confusion"]})
     plot_confusion(result["confusion"], classes, out / "confusion.png",
                    title=f"{result['model']}: accuracy {result['accuracy']:.3f} on {result['images']} images")
     buf = io.StringIO()
-    w = csv.writer(buf)
+    w = csvfiles.writer(buf)
     w.writerow(["path", "true", "predicted", "correct", *[f"score_{c}" for c in classes], *meta.columns])
     cards = []
     for i, path in enumerate(scores.paths):

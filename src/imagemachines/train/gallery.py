@@ -1,21 +1,28 @@
 """HTML pages people look at: thumbnails with captions (misclassified images, top images of a class).
 
 Pages are self-contained folders: thumbnails are written beside the HTML, every text is escaped, and the
-WGA metadata of ``subset.csv`` (author, title, date…) is shown when the data folder has one.
+metadata of ``subset.csv`` (WGA: author, title, date…) or ``split.csv`` (``imagemachines split``: the columns of
+its ``--metadata`` CSV) is shown when the data folder has one.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
+from imagemachines.csvfiles import restore
+from imagemachines.fileio import PictureRecord
+
 THUMB = 200
-META_SKIP = {"path", "split", "class", "file", "filename", "sha256"}
-META_FIRST = ("AUTHOR", "TITLE", "DATE", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE", "FORM")
+THUMB_NAMES = re.compile(r"\d{5}\.jpg")  # the only names a gallery gives its thumbnails
+META_SKIP = {"path", "split", "class", "file", "filename", "sha256", "original_path"}
+META_FIRST = ("AUTHOR", "ARTIST", "TITLE", "DATE", "YEAR", "TECHNIQUE", "LOCATION", "SCHOOL", "TIMEFRAME", "TYPE",
+              "FORM")
 
 @dataclass
 class Card:
@@ -43,13 +50,17 @@ def write_page(path: Path, title: str, cards: Sequence[Card], note: str = "") ->
     """*cards* as a grid of thumbnails (copied into ``thumbs/`` beside *path*), from ``gallery.html``."""
     from imagemachines.report import write_html
 
-    thumbs = path.parent / "thumbs"
-    items = []
-    for i, card in enumerate(cards):
-        ok = thumbnail(card.image, thumbs / f"{i:05d}.jpg")
-        items.append({"src": f"thumbs/{i:05d}.jpg" if ok else None, "alt": card.image.name, "lines": card.lines,
-                      "scores": sorted(card.scores.items(), key=lambda kv: -kv[1])})
     path.parent.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:05d}.jpg" for i in range(len(cards))]
+    record = PictureRecord(path.parent / "thumbs", THUMB_NAMES, legacy_marker=path).start(set(names))
+    items, written = [], set()
+    for name, card in zip(names, cards, strict=True):
+        ok = thumbnail(card.image, record.folder / name)
+        if ok:
+            written.add(name)
+        items.append({"src": f"thumbs/{name}" if ok else None, "alt": card.image.name, "lines": card.lines,
+                      "scores": sorted(card.scores.items(), key=lambda kv: -kv[1])})
+    record.finish(written)
     return write_html(path, "gallery.html", title=title, note=note, cards=items)
 
 
@@ -65,28 +76,26 @@ class Metadata:
         base = csv_path.parent.resolve()
         with open(csv_path, newline="", encoding="utf-8", errors="replace") as f:
             reader = csv.DictReader(f)
-            cols = [c for c in reader.fieldnames or [] if c and c.lower() not in META_SKIP]
+            names = {restore(c): c for c in reader.fieldnames or [] if c}  # as written → as in the file
+            cols = [c for c in names if c.lower() not in META_SKIP]
             rank = {name: i for i, name in enumerate(META_FIRST)}
             self.columns = sorted(cols, key=lambda c: rank.get(c.upper(), len(rank)))
             for row in reader:
-                raw = (row.get("path") or "").strip()
+                raw = restore((row.get(names.get("path", "path")) or "").strip())
                 if not raw:
                     continue
                 p = Path(raw)
                 full = (p if p.is_absolute() else base / p).resolve()
-                info = {c: (row.get(c) or "").strip() for c in self.columns}
+                info = {c: restore((row.get(names[c]) or "").strip()) for c in self.columns}
                 self.by_path[str(full)] = info
                 self.by_name.setdefault(p.name, info)
 
     @classmethod
     def near(cls, folder: Path, levels: int = 2) -> Metadata:
-        """The ``subset.csv`` in *folder* or up to *levels* folders above it (empty metadata if none)."""
-        d = folder.resolve()
-        for _ in range(levels + 1):
-            if (d / "subset.csv").is_file():
-                return cls(d / "subset.csv")
-            d = d.parent
-        return cls()
+        """The ``subset.csv`` (or ``split.csv``) in *folder* or up to *levels* folders above it (empty if none)."""
+        from imagemachines.index.metadata import find_subset_csv
+
+        return cls(find_subset_csv(folder, levels))
 
     def __bool__(self) -> bool:
         return bool(self.by_path)

@@ -3,13 +3,13 @@ test notebook): an HTML contact sheet and a CSV."""
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from pathlib import Path
 
 from rich.console import Console
 
+from imagemachines import csvfiles
 from imagemachines.errors import UnitOutOfRange, UserError, did_you_mean
 from imagemachines.train.data import Sample, list_images
 from imagemachines.train.gallery import Card, Metadata, write_page
@@ -62,10 +62,8 @@ def top_images(run_dir: Path, image_dir: Path, class_name: str, *, k: int = 20, 
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", classes[c]).strip("-") or str(c)
     out = Path(out) if out else Path(run_dir) / f"top-{slug}"
     out.mkdir(parents=True, exist_ok=True)
-    for old in (out / "thumbs").glob("*.jpg"):
-        old.unlink()
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["rank", "path", "score", "predicted", *meta.columns])
+    w = csvfiles.dict_writer(buf, fieldnames=["rank", "path", "score", "predicted", *meta.columns])
     w.writeheader()
     w.writerows(rows)
     write_text(out / "top.csv", buf.getvalue())

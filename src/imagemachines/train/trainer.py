@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from imagemachines import csvfiles
 from imagemachines.errors import BadCheckpoint, UserError
 from imagemachines.models.checkpoint import RUN_FILE, read_run_json
 from imagemachines.train import distributed as D
@@ -311,7 +311,7 @@ class _Trainer:
         from imagemachines.train.plots import curves
 
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(self.records[0]))
+        w = csvfiles.dict_writer(buf, fieldnames=list(self.records[0]))
         w.writeheader()
         w.writerows(self.records)
         write_text(self.run_dir / "metrics.csv", buf.getvalue())

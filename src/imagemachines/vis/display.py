@@ -25,13 +25,16 @@ def figure_html(image: Image.Image, caption: str, width: int = 160) -> str:
 
 
 class Renders(list):
-    """The list ``render()`` returns; in Jupyter it shows as a row of captioned pictures."""
+    """The list ``render()`` returns; in Jupyter it shows as a row of pictures captioned with unit, method and
+    final activation (renders of one unit by several methods are told apart)."""
 
     def _repr_html_(self) -> str:
         parts = []
         for i, r in enumerate(self):
             name = str(r.unit) if getattr(r, "unit", None) is not None else f"#{i}"
-            parts.append(figure_html(r.image, f"{name} · {r.activation:.2f}"))
+            method = (getattr(r, "recipe", None) or {}).get("method")
+            parts.append(figure_html(r.image, " · ".join([name, *([method] if method else []),
+                                                          f"{r.activation:.2f}"])))
         return "<div>" + "".join(parts) + "</div>"
 
 

@@ -138,7 +138,9 @@ def render(
     base = {
         "model": model.name, "weights_id": model.weights_id, "method": method, "size": recipe.size,
         "steps": recipe.steps, "options": _options(recipe), "device": device.type,
-        "imagemachines": __version__,
+        # what else decides the exact pixels (docs/visualize.md, "Reproducibility"): on a CPU the thread count
+        # (reductions split differently), and the library versions
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "imagemachines": __version__,
     }
     renders = []
     for i, unit in enumerate(unit_list):

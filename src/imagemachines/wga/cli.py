@@ -83,10 +83,10 @@ def query(
     data_dir: DataDir = None,
 ) -> None:
     """Select artworks with the query language: count them, or print them as a table, CSV or JSON."""
-    import csv
     import json
     import sys
 
+    from imagemachines import csvfiles
     from imagemachines.errors import UserError
     from imagemachines.wga import paths
     from imagemachines.wga.catalog import ALL_COLUMNS, open_catalog
@@ -112,7 +112,7 @@ def query(
             if fmt == "json":
                 print(json.dumps(dict(groups), ensure_ascii=False, indent=1))
             elif fmt == "csv":
-                w = csv.writer(sys.stdout)
+                w = csvfiles.writer(sys.stdout)
                 w.writerow([column_name(by), "count"])
                 w.writerows(groups)
             else:
@@ -130,7 +130,7 @@ def query(
     if fmt == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     elif fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=cols)
+        w = csvfiles.dict_writer(sys.stdout, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
     else:

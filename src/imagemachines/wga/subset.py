@@ -8,7 +8,6 @@ name and renamed into place, so a failed build leaves any earlier subset intact.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -17,12 +16,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imagemachines import csvfiles
 from imagemachines.errors import UserError
+from imagemachines.fileio import link_file
+from imagemachines.train.splitting import SPLITS, balance, check_fractions, split_grouped, split_random
 from imagemachines.wga.catalog import ALL_COLUMNS, open_catalog
 from imagemachines.wga.manifest import Manifest
 from imagemachines.wga.paths import SUBSETS, manifest_db, store_dir, store_name
 from imagemachines.wga.query import parse_query, select_rows, unknown_values
-from imagemachines.wga.split import SPLITS, balance, check_fractions, split_grouped, split_random
 
 PAPER_CLASSES = {
     "portrait": "FORM=painting TYPE=portrait",
@@ -88,25 +89,11 @@ def subset_path(name: str, root: Path) -> Path:
     raise UserError(f"subset name {name!r}: use letters, digits, '_', '-', '.' or give a folder path.")
 
 
+_ORDERS = {"auto": ("hard", "symbolic", "copy"), "hard": ("hard",), "symbolic": ("symbolic",), "copy": ("copy",)}
+
+
 def _link(src: Path, dst: Path, kind: str, used: Counter) -> None:
-    if kind in ("auto", "hard"):
-        try:
-            os.link(src, dst)
-            used["hard"] += 1
-            return
-        except OSError:
-            if kind == "hard":
-                raise
-    if kind in ("auto", "symbolic"):
-        try:
-            os.symlink(src.resolve(), dst)
-            used["symbolic"] += 1
-            return
-        except OSError:
-            if kind == "symbolic":
-                raise
-    shutil.copy2(src, dst)
-    used["copy"] += 1
+    used[link_file(src, dst, _ORDERS[kind])] += 1
 
 
 def _select(root: Path, opts: SubsetOptions, warnings: list[str]):
@@ -192,7 +179,8 @@ def build_subset(root: Path, name: str, opts: SubsetOptions) -> SubsetReport:
         by_class = balance(by_class, opts.seed)
     if opts.group_by:
         groups = {i: rows_by_class[c][i][opts.group_by].casefold() for c, ids in by_class.items() for i in ids}
-        assignment = split_grouped(groups, fractions, opts.seed)
+        labels = {i: c for c, ids in by_class.items() for i in ids}
+        assignment = split_grouped(groups, fractions, opts.seed, labels)
     else:
         assignment = split_random(by_class, fractions, opts.seed)
 
@@ -222,7 +210,7 @@ def build_subset(root: Path, name: str, opts: SubsetOptions) -> SubsetReport:
                                 **rows_by_class[cls][i], "sha256": ok[i].sha256})
         records.sort(key=lambda r: (SPLITS.index(r["split"]), list(by_class).index(r["class"]), r["ID"]))
         with open(tmp / "subset.csv", "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=["path", "split", "class", *ALL_COLUMNS, "sha256"])
+            writer = csvfiles.dict_writer(f, fieldnames=["path", "split", "class", *ALL_COLUMNS, "sha256"])
             writer.writeheader()
             writer.writerows(records)
         params = {"name": name, "classes": opts.classes, "balance": opts.balance, "val": opts.val,

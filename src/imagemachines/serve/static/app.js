@@ -15,8 +15,13 @@ const S = {
 
 // -- HTTP ------------------------------------------------------------------------------------------------
 class ApiError extends Error {
-  constructor(message, status, retryAfter) { super(message); this.status = status; this.retryAfter = retryAfter; }
+  constructor(message, status, retryAfter, fault) {
+    super(message); this.status = status; this.retryAfter = retryAfter; this.fault = fault;
+  }
 }
+// Whether a failure is the server's own (a bug, a crash, the network), so the same request may work a second time;
+// the server says so in "fault" ("request": change the request; "busy": wait for Retry-After).
+const serverFault = (err) => !(err instanceof ApiError) || err.fault === "server";
 
 async function api(path, options = {}) {
   const res = await fetch(path, { headers: { "Content-Type": "application/json" }, ...options });
@@ -24,7 +29,7 @@ async function api(path, options = {}) {
   try { body = await res.json(); } catch (_) { /* not JSON */ }
   if (!res.ok) {
     const detail = body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`;
-    throw new ApiError(detail, res.status, Number(res.headers.get("Retry-After")) || 2);
+    throw new ApiError(detail, res.status, Number(res.headers.get("Retry-After")) || 2, body && body.fault);
   }
   return body;
 }
@@ -137,6 +142,7 @@ async function applyHash() {
     seed: intIn(h.seed, 0, 2 ** 31 - 1) ?? 0,
     grid: intIn(h.grid, lim.min_size, lim.max_size) ?? clampSize(64),
   };
+  holdLargeLink(next, defaults);
   const gridChanged = ["layer", "method", "steps", "seed", "grid"].some((k) => next[k] !== S[k]) ||
     model !== gridModel;
   Object.assign(S, next);
@@ -150,7 +156,48 @@ async function applyHash() {
   selectUnit(unit, m[2] !== undefined ? +m[2] : null, m[3] !== undefined ? +m[3] : null, null);
 }
 
+// A link opened from elsewhere (another site, a mail) renders nothing larger than the interface's defaults until
+// the user acts: what it asks for beyond them is shown with one "Render" button, and the defaults are used
+// meanwhile. Values the user chose here (controls, the button) count as defaults from then on.
+const approved = { size: 0, steps: 0, grid: 0 };
+const linkGate = { hash: null };
+
+function holdLargeLink(next, defaults) {
+  const lim = S.config.limits;
+  const usual = {
+    size: Math.max(approved.size, Math.min(lim.max_size, Math.max(lim.min_size, defaults.size))),
+    steps: Math.max(approved.steps, Math.min(defaults.steps, lim.max_steps)),
+    grid: Math.max(approved.grid, Math.min(lim.max_size, Math.max(lim.min_size, 64))),
+  };
+  const words = { size: (n) => `a ${n} px image`, steps: (n) => `${n} steps`, grid: (n) => `${n} px thumbnails` };
+  const over = Object.keys(usual).filter((k) => next[k] > usual[k]);
+  if (!over.length) { hideLinkGate(); return; }
+  linkGate.hash = location.hash;
+  linkGate.asked = Object.fromEntries(over.map((k) => [k, next[k]]));
+  $("link-gate-text").textContent = `This link asks for ${over.map((k) => words[k](next[k])).join(", ")}; ` +
+    `shown meanwhile at ${over.map((k) => words[k](usual[k])).join(", ")}. Renders this large take long.`;
+  for (const k of over) next[k] = usual[k];
+  $("link-gate").hidden = false;
+}
+
+function hideLinkGate() {
+  linkGate.hash = null;
+  $("link-gate").hidden = true;
+}
+
+function renderAsLinked() {
+  if (linkGate.hash === null) return;
+  for (const [k, v] of Object.entries(linkGate.asked)) approved[k] = Math.max(approved[k], v);
+  const hash = linkGate.hash;
+  hideLinkGate();
+  history.replaceState(null, "", hash);
+  appliedHash = null;
+  applyHash();
+}
+
 function controlsChanged(what) {
+  if (what in approved) approved[what] = Math.max(approved[what], S[what]);
+  hideLinkGate();
   if (what === "method") {
     const d = methodDefaults(S.method);
     const lim = S.config.limits;
@@ -183,6 +230,7 @@ function wireControls() {
   });
   numeric("steps", "steps", 1, S.config.limits.max_steps);
   numeric("seed", "seed", 0, 2 ** 31 - 1);
+  $("link-gate-render").addEventListener("click", renderAsLinked);
 }
 
 // -- the grid --------------------------------------------------------------------------------------------
@@ -227,6 +275,7 @@ function buildGrid() {
     card.querySelector(".name").textContent = unitName(i);
     card.querySelector("img").alt = `${info.name} ${unitName(i)}`;
     card.querySelector("img").addEventListener("load", (e) => e.target.classList.add("shown"));
+    card.retries = 0;
     card.addEventListener("click", () => selectUnit(i, null, null, true));
     cards.push(card);
   }
@@ -295,9 +344,8 @@ async function requestThumbs(cards, gen) {
     poll();
   } catch (err) {
     if (gen !== generation) return;
-    if (err.status === 429) { askLater(cards, err.retryAfter, gen); return; }   // the server is busy
-    for (const card of cards) { card.dataset.state = "failed"; card.title = err.message; }
-    toast(err.message);
+    if (err.status === 429 || err.status === 503) { askLater(cards, err.retryAfter, gen); return; }   // busy
+    for (const card of cards) cardFailed(card, err.message, serverFault(err));
   }
 }
 
@@ -330,8 +378,45 @@ function updateCard(card, s) {
     showThumb(card, s.links.image);
     card.title = `${S.info.name} ${unitName(Number(card.dataset.index))}: activation ${s.activation?.toFixed(3)}`;
   } else if (s.state === "failed") {
-    card.title = s.error || "failed";
+    cardFailed(card, s.error || "The render failed.", s.fault === "server");
   }
+}
+
+// A failed thumbnail says why and offers a retry. A failure that is the server's own fault (a crash, a server just
+// started) is asked for once more by itself; one the request caused is not (it would fail again).
+function cardFailed(card, message, byServer) {
+  if (byServer && card.retries < 1) {
+    card.retries += 1;
+    clearCardFailure(card);
+    card.dataset.state = "idle";   // asked for again while it is in view
+    scheduleRequests();
+    return;
+  }
+  card.dataset.state = "failed";
+  card.title = message;
+  let why = card.querySelector(".why");
+  if (!why) {
+    why = document.createElement("div");
+    why.className = "why";
+    const text = document.createElement("p");
+    const retry = Object.assign(document.createElement("button"), {
+      type: "button", className: "button ghost retry", textContent: "Retry" });
+    retry.addEventListener("click", (e) => {
+      e.stopPropagation();   // not a click on the card (which opens the unit)
+      clearCardFailure(card);
+      card.dataset.state = "idle";
+      scheduleRequests();
+    });
+    why.append(text, retry);
+    card.querySelector(".frame").append(why);
+  }
+  why.querySelector("p").textContent = message;
+}
+
+function clearCardFailure(card) {
+  const why = card.querySelector(".why");
+  if (why) why.remove();
+  card.removeAttribute("title");
 }
 
 function nearlyDone() {
@@ -374,7 +459,11 @@ async function poll() {
 async function showQueue() {
   try {
     const q = await api("/api/status");
-    $("queue").textContent = q.running || q.queued ? `${q.running} rendering · ${q.queued} queued` : "idle";
+    const work = q.running || q.queued ? `${q.running} rendering · ${q.queued} queued` : "";
+    // render processes still starting: renders run, more slowly, in the server's own thread meanwhile
+    $("queue").textContent = q.warming_up ? ["warming up", work].filter(Boolean).join(" · ") : work || "idle";
+    $("queue").title = q.warming_up ? `The render processes are starting (${q.render_processes_ready} of ` +
+      `${q.render_processes} ready); renders are slower until they are.` : "";
   } catch (_) {
     $("queue").textContent = "server unreachable";
   }
@@ -423,9 +512,10 @@ function stopDetail() {
   detail.id = null;
 }
 
-async function openDetail() {
+async function openDetail(retrying = false) {
   stopDetail();
   const gen = ++detail.gen;
+  if (!retrying) detail.retries = 0;
   const unit = S.unit;
   $("detail").hidden = false;
   if (typeof collectionUnit === "function") collectionUnit();   // the unit's paintings
@@ -454,7 +544,7 @@ async function openDetail() {
       break;
     } catch (err) {
       if (gen !== detail.gen) return;
-      if (err.status !== 429) { setStatus(err.message, true); img.dataset.state = "failed"; return; }
+      if (err.status !== 429 && err.status !== 503) { detailFailed(err.message, serverFault(err)); return; }
       setStatus(`The server is busy; trying again in ${err.retryAfter} s…`);
       await sleep(err.retryAfter * 1000);
       if (gen !== detail.gen) return;
@@ -522,10 +612,29 @@ function showDetail(s) {
     img.src = s.links.image;
     setDownload(s.links.download);
     showRecipe(s.recipe || {});
+  } else if (s.state === "failed") {
+    detailFailed(s.error || "The render failed.", s.fault === "server");
+    return;
   } else {
-    setStatus(s.error || `This render was ${s.state}.`, true);
+    setStatus(`This render was ${s.state}.`, true);
   }
   img.dataset.state = s.state;
+}
+
+function detailFailed(message, byServer) {
+  detail.state = "failed";
+  $("detail-img").dataset.state = "failed";
+  if (byServer && detail.retries < 1) {   // the server's own fault: once more by itself
+    detail.retries += 1;
+    setStatus("The server failed on this render; trying once more…");
+    openDetail(true);
+    return;
+  }
+  setStatus(message, true);
+  const retry = Object.assign(document.createElement("button"), {
+    type: "button", className: "button ghost retry", textContent: "Retry" });
+  retry.addEventListener("click", () => openDetail(true));
+  $("detail-status").append(" ", retry);
 }
 
 function showRecipe(recipe) {

@@ -1,10 +1,11 @@
 // imagemachines web interface, collections: the paintings that drive a unit, a painting's own units, and your
 // own painting explained. Plain JavaScript; shares app.js's globals (S, api, $, toast, writeHash, ...).
-// Deep links: the hash of app.js plus index=ID, neg=1, heat=0, image=N (a painting open), upload=ID, at=LAYER.
+// Deep links: the hash of app.js plus index=ID, neg=1, heat=0, image=N (a painting open), upload=ID, at=LAYER,
+// sim=MODE (the similar paintings' mode: content, style or composition; content when absent).
 "use strict";
 
 const C = {
-  indexes: [], index: null, neg: false, heat: true, image: null, upload: null, at: null,
+  indexes: [], index: null, neg: false, heat: true, image: null, upload: null, at: null, sim: "content",
   unitGen: 0, viewGen: 0, viewKey: null,
 };
 const EX_K = 12;
@@ -17,7 +18,10 @@ function el(tag, props = {}, ...children) {
 }
 const q = (params) => new URLSearchParams(Object.entries(params).filter(([, v]) => v !== null && v !== undefined && v !== "")).toString();
 const withSize = (url, size) => `${url}${url.includes("?") ? "&" : "?"}size=${size}`;
-const pct = (p) => (p === null || p === undefined ? "" : `${p >= 99.95 ? ">99.9" : p.toFixed(1)}th pct`);
+// A percentile as every page and the CLI write it (one rule: imagemachines.index.records.percentile_label):
+// one decimal, half up; 100 only at or above the collection's maximum, 0 only at or below its minimum.
+const percentileLabel = (p) => { const r = Math.floor(p * 10 + 0.5) / 10; return p >= 100 ? "100" : p <= 0 ? "0" : r >= 100 ? ">99.9" : r <= 0 ? "<0.1" : r.toFixed(1); };
+const pct = (p) => (p === null || p === undefined ? "" : `${percentileLabel(p)}th pct`);
 
 function metaLine(meta) {
   return [meta.artist, meta.date].filter(Boolean).join(", ");
@@ -32,7 +36,7 @@ function currentIndex() { return C.indexes.find((i) => i.id === C.index) || null
 
 // Navigate by changing the hash. A change of the unit or layer goes through app.js's applyHash; a change of
 // collection keys only is applied here (so the unit's large render is not restarted).
-const COLLECTION_KEYS = ["index", "neg", "heat", "image", "upload", "at"];
+const COLLECTION_KEYS = ["index", "neg", "heat", "image", "upload", "at", "sim"];
 function go(changes) {
   const p = new URLSearchParams(location.hash.replace(/^#/, ""));
   for (const [k, v] of Object.entries(changes)) {
@@ -58,6 +62,7 @@ function collectionHash(p) {
   if (C.image !== null) p.set("image", C.image);
   if (C.upload) p.set("upload", C.upload);
   if (C.at) p.set("at", C.at);
+  if (C.sim !== "content") p.set("sim", C.sim);
 }
 
 function collectionApply(h) {
@@ -69,6 +74,7 @@ function collectionApply(h) {
   C.image = /^\d+$/.test(h.image || "") && C.index ? Number(h.image) : null;
   C.upload = /^[0-9a-f]{32}$/.test(h.upload || "") ? h.upload : null;
   C.at = h.at || null;
+  C.sim = SIM_MODES.includes(h.sim) ? h.sim : "content";
   $("ex-neg").checked = C.neg;
   $("ex-heat").checked = C.heat;
   setTimeout(() => { showView(); if (S.unit === null) $("examples").hidden = true; }, 0);   // after app.js selected the unit
@@ -155,7 +161,7 @@ async function showView() {
   const pane = $("painting");
   if (C.image === null && !C.upload) { pane.hidden = true; C.viewKey = null; return; }
   pane.hidden = false;
-  const key = JSON.stringify([C.index, C.image, C.upload, viewLayer(), S.model]);
+  const key = JSON.stringify([C.index, C.image, C.upload, viewLayer(), S.model, C.sim]);
   if (key === C.viewKey) { paintingImage(); return; }
   C.viewKey = key;
   const gen = ++C.viewGen;
@@ -168,7 +174,7 @@ async function showView() {
   try {
     body = C.upload
       ? await api(`/api/uploads/${C.upload}?${q(uploadContext())}`)
-      : await api(`/api/indexes/${C.index}/images/${C.image}?${q({ layer: viewLayer() })}`);
+      : await api(`/api/indexes/${C.index}/images/${C.image}?${q({ layer: viewLayer(), mode: C.sim })}`);
   } catch (err) {
     if (gen !== C.viewGen) return;
     $("pv-title").textContent = C.upload && err.status === 404 ? "This upload is no longer on the server" : "Cannot show this painting";
@@ -189,7 +195,7 @@ function viewLayer() {
 
 function uploadContext() {
   const idx = currentIndex();
-  return idx && idx.model === S.model ? { index: idx.id, layer: viewLayer() } : { model: S.model, layer: viewLayer() };
+  return idx && idx.model === S.model ? { index: idx.id, layer: viewLayer(), mode: C.sim } : { model: S.model, layer: viewLayer() };
 }
 
 function unitOnPainting() {
@@ -235,18 +241,52 @@ function showPainting(body) {
   const layerSel = $("pv-layer");
   layerSel.replaceChildren(...body.layers.map((n) => new Option(n, n, false, n === body.layer)));
   const ranked = body.by_percentile.length ? body.by_percentile : body.units;
-  $("pv-rank").textContent = body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation";
+  const at = body.clamp ? ` at ${body.ranked_at}, before ${body.layer}'s closing ${body.clamp} (where values do not tie)` : "";
+  $("pv-rank").textContent = `${body.by_percentile.length ? "ranked by their percentile in the collection" : "ranked by activation"}${at}.${body.ties.map((t) => ` ${t}`).join("")}`;
   $("pv-units").replaceChildren(...ranked.map((hit, i) => unitRow(hit, i < 6)));
   $("pv-similar-head").hidden = !body.similar.length;
-  $("pv-similar").replaceChildren(...body.similar.map((s) => {
-    const card = el("figure", { className: "ex-card small", tabIndex: 0, title: `${s.meta.title || ""}\n${metaLine(s.meta)}` },
-      el("div", { className: "ex-frame" }, el("img", { src: withSize(s.links.thumb, 128), alt: s.meta.title || "", loading: "lazy" })),
-      el("figcaption", {}, el("span", { className: "ex-title", textContent: s.meta.title || `#${s.image_id}` }),
-        el("span", { className: "ex-value", textContent: `similarity ${s.score.toFixed(2)}` })));
-    card.dataset.imageId = s.image_id;
-    card.addEventListener("click", () => go({ image: s.image_id, upload: null, index: body.index }));
-    return card;
-  }));
+  $("pv-sim").hidden = !(body.modes || []).length;
+  $("pv-sim").value = C.sim;
+  $("pv-sim-note").textContent = `${SIM_NOTES[C.sim]} Compared by ${body.similar_basis || body.layer}.` +
+    (body.same_painting && body.same_painting.length ? ` · The same painting, photographed again, is also in the collection (${body.same_painting.length}×): not listed.` : "");
+  $("pv-similar").replaceChildren(...body.similar.map((s) => similarCard(s, body)));
+}
+
+// -- similar paintings: a mode switch (what / how / where), and why each painting is close -----------------
+const SIM_MODES = ["content", "style", "composition"];
+const SIM_NOTES = {
+  content: "Alike in what they show (the pooled activations of the deepest block).",
+  style: "Alike in how they are painted (channel statistics of earlier layers, after Gatys et al.).",
+  composition: "Alike in where things are (a coarse grid of a middle layer, each unit's arrangement).",
+};
+
+function similarCard(s, body) {
+  const why = (s.reasons || []).map((r) => r.channel === null ? `${r.layer} statistics` : `${r.layer}:${r.channel}`);
+  const card = el("figure", { className: "ex-card small", tabIndex: 0,
+    title: `${s.meta.title || ""}\n${metaLine(s.meta)}${why.length ? `\nwhy: ${why.join(", ")}` : ""}` +
+      (s.copies && s.copies.length ? `\n(${s.copies.length} more photograph${s.copies.length > 1 ? "s" : ""} of it in the collection)` : "") },
+    el("div", { className: "ex-frame" }, el("img", { src: withSize(s.links.thumb, 128), alt: s.meta.title || "", loading: "lazy" })),
+    el("figcaption", {}, el("span", { className: "ex-title", textContent: s.meta.title || `#${s.image_id}` }),
+      el("span", { className: "ex-value", textContent: `similarity ${s.score.toFixed(2)}` }),
+      ...(s.reasons || []).map((r) => reasonLink(r, body))));
+  card.dataset.imageId = s.image_id;
+  card.addEventListener("click", () => go({ image: s.image_id, upload: null, index: body.index }));
+  return card;
+}
+
+function reasonLink(r, body) {
+  const share = `${Math.round(100 * r.share)} %`;
+  if (r.channel === null) {
+    return el("span", { className: "pv-why", textContent: `${r.layer} · ${share}`,
+      title: `The statistics of ${r.layer} match: ${share} of the style similarity` });
+  }
+  const a = el("a", { className: "pv-why", href: "#", textContent: `unit ${r.channel} · ${share}`,
+    title: `${r.layer} unit ${r.channel}: ${share} of the ${r.mode} similarity. Open it` });
+  a.addEventListener("click", (e) => {
+    e.preventDefault(); e.stopPropagation();
+    go({ layer: r.layer, unit: r.channel, image: null, upload: null, index: body.index });
+  });
+  return a;
 }
 
 function unitRow(hit, withRender) {
@@ -324,7 +364,9 @@ const PAINTING_HTML = `
       <h3>Units it drives most <select id="pv-layer" aria-label="Layer"></select></h3>
       <p id="pv-rank" class="ex-note"></p>
       <div id="pv-units" class="pv-units"></div>
-      <h3 id="pv-similar-head">Similar paintings</h3>
+      <h3 id="pv-similar-head">Similar paintings <select id="pv-sim" aria-label="Similar by" title="Similar by what: content (what they show), style (how they are painted), composition (where things are)">
+        <option value="content">by content</option><option value="style">by style</option><option value="composition">by composition</option></select></h3>
+      <p id="pv-sim-note" class="ex-note"></p>
       <div id="pv-similar" class="ex-grid small"></div>
     </div>
   </section>
@@ -351,6 +393,7 @@ async function startCollections() {
   $("pv-heat").addEventListener("change", (e) => setHeat(e.target.checked));
   $("pv-close").addEventListener("click", () => go({ image: null, upload: null }));
   $("pv-layer").addEventListener("change", (e) => go({ at: e.target.value }));
+  $("pv-sim").addEventListener("change", (e) => go({ sim: e.target.value === "content" ? null : e.target.value }));
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && !$("painting").hidden) { e.stopImmediatePropagation(); go({ image: null, upload: null }); }
   }, true);
