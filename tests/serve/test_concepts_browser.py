@@ -11,6 +11,7 @@ from imagemachines.serve.schemas import Limits
 from tests.concepts.conftest import colour_model, make_paintings
 from tests.serve.browsing import ARTIFACTS, BROWSER_MARKS
 from tests.serve.conftest import live_server
+from tests.serve.test_browser_resilience import CSP_WATCH
 from tests.serve.test_collection_browser import watch
 
 pytestmark = BROWSER_MARKS
@@ -41,6 +42,7 @@ def all_loaded(selector: str) -> str:
 
 def test_open_a_class_find_its_concepts_open_one_and_follow_a_crop(browser, site):
     page = browser.new_page(viewport={"width": 1360, "height": 900})
+    page.add_init_script(CSP_WATCH)  # the server's Content-Security-Policy: no inline styles or scripts in the view
     errors = watch(page)
     page.goto(f"{site}/#model=colournet&layer=features.2")
     page.wait_for_selector("#views a[data-view=concepts]", state="visible")
@@ -70,6 +72,7 @@ def test_open_a_class_find_its_concepts_open_one_and_follow_a_crop(browser, site
     page.wait_for_function(all_loaded("#cx-detail .cx-maps img"))
     assert len(page.query_selector_all("#cx-detail .cx-crops .cx-fig")) == 4
     assert len(page.query_selector_all("#cx-detail .cx-collection .cx-fig")) == 4  # red is only in red paintings
+    assert page.evaluate("window.__csp || []") == []
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "concepts-view.png"))
     deep = page.url
