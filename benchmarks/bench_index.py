@@ -2,7 +2,8 @@
 
 1. Throughput, on the same in-memory batches, interleaved, best of several rounds: the bare forward pass of
    MobileNetV2 (``model.module(x)``); the index's per-batch work for all top-level blocks and logits (one tapped
-   pass, spatial max/argmax/mean per unit, top/bottom-k and statistics, pooled rows to the CPU); and the naive
+   pass, each unit's value as the default ranking takes it, its cell, border flag and mean, top/bottom-k and
+   statistics, pooled rows to the CPU); and the naive
    reference (hooks keep every block's full activations, sorted at the end; :mod:`benchmarks.index_naive`).
 2. End to end: ``build_index`` over generated JPEGs (decoding, hashing, SQLite, chunk files and merge included).
 3. Peak memory (resident set of a fresh process) of ``build_index`` and of the naive reference at 1k and 10k
@@ -41,6 +42,7 @@ def throughput(device: str, batch: int, n_batches: int, rounds: int, size: int =
     from benchmarks.index_naive import HookEverything
     from imagemachines.index.build import default_layers
     from imagemachines.index.passes import _ChunkState, summarise
+    from imagemachines.index.peaks import DEFAULT_RANKING
     from imagemachines.models import load_model
 
     dev = torch.device(device)
@@ -51,6 +53,7 @@ def throughput(device: str, batch: int, n_batches: int, rounds: int, size: int =
     batches = [model.normalize(torch.rand(batch, 3, size, size, generator=g)).to(dev) for _ in range(n_batches)]
     keys = [torch.arange(i * batch, (i + 1) * batch) for i in range(n_batches)]
     tap = model.tap(layers)
+    shapes = {n: (model.layer(n).height, model.layer(n).width) for n in layers}
 
     def bare():
         with torch.inference_mode():
@@ -61,7 +64,7 @@ def throughput(device: str, batch: int, n_batches: int, rounds: int, size: int =
         state = _ChunkState(channels, 32, dev)
         with torch.inference_mode():
             for x, kk in zip(batches, keys, strict=True):
-                state.add(summarise(tap(x), layers), kk.to(dev), pooled=True)
+                state.add(summarise(tap(x), layers, DEFAULT_RANKING, shapes), kk.to(dev), pooled=True)
 
     def naive():
         ref = HookEverything(model, layers)

@@ -51,3 +51,22 @@ def test_an_index_of_other_weights_is_refused(tmp_path):
         build_atlas(tiny_loaded_model(), tmp_path / "site", AtlasSettings(layers=["features.3"], channels="0",
                                                                           size=32, steps=2, index=index),
                     progress=False)
+
+
+def test_unit_pages_say_how_examples_were_ranked_what_they_share_and_how_they_were_photographed(tmp_path):
+    model = blob_model()
+    col = make_collection(tmp_path / "images")
+    csv = tmp_path / "meta.csv"
+    rows = [(p, "red", "thumbs") for p, _ in col.red] + [(p, "other", "scans") for p in col.tints + col.grey]
+    csv.write_text("path,label,source\n" + "".join(f"{p},{lab},{src}\n" for p, lab, src in rows))
+    index = build_index(model, col.root, tmp_path / "index", layers=["features.1"], k=6, metadata=csv,
+                        progress=False)
+    build_atlas(model, tmp_path / "site", AtlasSettings(layers=["features.1"], size=32, steps=2, index=index),
+                progress=False)
+    page = " ".join((tmp_path / "site" / "blobnet" / "features.1" / "0.html").read_text().split())
+    top, bottom = page[page.index("Strongest"):page.index("Weakest")], page[page.index("Weakest"):]
+    assert "Over-represented among its top 6 paintings in the index (of 16): label: <b>red ×2.7, p &lt; 0.001" in top
+    assert "dominated by how they were photographed (source: thumbs ×2.7" in top
+    assert top.count("96 × 64 px · thumbs") == 6 and len(re.findall(r"96 × 6[4-8] px · scans", bottom)) == 6
+    assert "photographed" not in bottom and "label: <b>red" not in bottom
+    assert "over the interior of its map" in page and 'id="border"' in page and "Border unit" not in page

@@ -184,3 +184,46 @@ def test_missing_and_unsuitable_indexes_are_clear_errors(tmp_path, families):
         damaged.write_bytes(saved)
     with pytest.raises(UserError, match="no map 'features.0'"):
         open_map(index, "features.0")
+
+
+def test_a_map_by_a_similarity_mode_places_paintings_as_similar_compares_them(families):
+    """--mode: the layout's vectors are the index's rows of that mode (a mix: joined so that their cosine is the
+    weighted sum of the modes' cosines, the score `similar` ranks by); groups are still explained by units."""
+    from imagemachines.collection_map.vectors import source_for
+
+    _, _, _, index, _ = families
+    store = index.similarity()
+    style = build_map(index, mode="style", progress=False)
+    assert style.name == "mode:style" and style.folder.name == "mode_style" and style.fitted == 60
+    view = open_map(index, "mode:style")
+    assert view.layer == "features.3" and view.meta["source"]["mode"] == "style"
+    assert np.array_equal(np.asarray(source_for(index, mode="style").vectors(index)), np.asarray(store.rows("style")))
+    labels = family_of(index, view.ids)
+    near, _ = knn(view.xy, view.xy, 6)
+    assert np.mean([[labels[j] == labels[i] for j in row[1:]] for i, row in enumerate(near)]) > 0.8
+    assert view.clusters and all(c["units"] for c in view.clusters)          # named by units of features.3
+    assert open_map(index).name == "features.3"                              # the default map stays the layer's
+    mix = source_for(index, mode="content:0.25,composition:0.75")
+    assert mix.name == "mode:content@0.25_composition@0.75" and mix.mode == "content:0.25,composition:0.75"
+    v = np.asarray(mix.vectors(index), np.float64)
+    rows = {m: np.asarray(store.rows(m), np.float64) for m in ("content", "composition")}
+    expected = 0.25 * rows["content"][3] @ rows["content"][7] + 0.75 * rows["composition"][3] @ rows["composition"][7]
+    assert v[3] @ v[7] == pytest.approx(expected, rel=1e-5)
+
+
+def test_bad_modes_are_clear_errors(families, tmp_path):
+    _, _, _, index, _ = families
+    result = runner.invoke(app, ["map", str(index.path), "--mode", "texture"])
+    assert isinstance(result.exception, UserError) and "Unknown similarity mode 'texture'" in str(result.exception)
+    result = runner.invoke(app, ["map", str(index.path), "--mode", "style", "--layer", "features.3",
+                                 "--layer", "features.1"])
+    assert isinstance(result.exception, UserError) and "at most one --layer" in str(result.exception)
+    older = tmp_path / "older"
+    shutil.copytree(index.path, older, ignore=shutil.ignore_patterns("maps"))
+    manifest = json.loads((older / "index.json").read_text())
+    del manifest["similarity"]
+    (older / "index.json").write_text(json.dumps(manifest))
+    from imagemachines.index import open_index
+
+    with pytest.raises(UserError, match="made before similarity modes"):
+        build_map(open_index(older), mode="style", progress=False)

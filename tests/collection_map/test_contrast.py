@@ -31,15 +31,23 @@ def test_the_planted_units_come_first_with_their_effect_size_and_a_small_p():
     assert (result.n_in, result.n_out, result.permutations, result.seed) == (60, 540, 200, 1)
 
 
-def test_cohens_d_is_exact_against_a_direct_computation():
+@pytest.mark.parametrize("larger", [False, True])
+def test_cohens_d_is_exact_against_a_direct_computation(larger):
+    """For a group smaller than the rest and for one larger (whose sums come from the rest's)."""
     x, group = planted()
     x32 = x.astype(np.float64)
     inside = mask_of(group, x.shape[0])
+    if larger:
+        inside = ~inside
     a, b = x32[inside], x32[~inside]
     pooled = np.sqrt(((len(a) - 1) * a.var(0, ddof=1) + (len(b) - 1) * b.var(0, ddof=1)) / (len(a) + len(b) - 2))
     expected = (a.mean(0) - b.mean(0)) / pooled
-    got = {u.channel: u.d for u in contrast(standardize(x), group, permutations=0).units}
+    result = contrast(standardize(x), inside, permutations=0)
+    got = {u.channel: u.d for u in result.units}
     assert np.allclose([got[c] for c in range(x.shape[1])], expected, atol=1e-4)
+    assert result.n_in == len(a)
+    means = {u.channel: (u.mean_in, u.mean_out) for u in result.units}
+    assert np.allclose([means[c] for c in range(x.shape[1])], np.c_[a.mean(0), b.mean(0)], atol=1e-3)
 
 
 def test_lower_units_are_found_too_with_negative_d():

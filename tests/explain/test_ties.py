@@ -51,7 +51,7 @@ def test_ranking_at_the_clamp_itself_counts_and_says_the_ties(clamped, query, tm
     e = explain_image(clamped, query, layer="features.1.2", k=8)  # the ReLU6 module: asked for, so kept
     assert e.ranked_at == "features.1.2" and e.clamp is None
     [tie] = e.ties
-    assert (tie.ranking, tie.at, tie.shown) == ("value", 6.0, 8) and tie.units >= 8
+    assert (tie.by, tie.at, tie.shown) == ("value", 6.0, 8) and tie.units >= 8
     doc = write_explanation(clamped, query, tmp_path, Options(layer="features.1.2", k=8, renders=0, progress=False))
     assert doc["lookup"]["ties"] == [tie.as_dict()]
     html = (tmp_path / "explain.html").read_text()
@@ -88,4 +88,4 @@ def test_an_index_without_the_tap_ranks_on_the_block_and_says_why(clamped, query
                                  progress=False))
     e = explain_image(clamped, query, index=old, k=6)
     assert e.ranked_at == "features.1" and "has no features.1.1" in e.note and "Index the collection again" in e.note
-    assert any(t.ranking == "value" and t.at == 6.0 for t in e.ties)
+    assert any(t.by == "value" and t.at == 6.0 for t in e.ties)

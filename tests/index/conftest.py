@@ -103,7 +103,7 @@ def snapshot(idx) -> dict:
     import numpy as np
 
     snap = {"images": [(i.id, i.path, i.sha256, i.width, i.height, i.meta) for i in idx.images()], "units": {},
-            "stats": {}, "pooled": {}}
+            "stats": {}, "pooled": {}, "border": {}, "maxima": {}}
     for layer in idx.layers:
         for c in range(idx.channels(layer)):
             for neg in (False, True):
@@ -111,6 +111,8 @@ def snapshot(idx) -> dict:
                                                   for e in idx.examples(layer, c, negative=neg)]
             s = idx.stats(layer, c)
             snap["stats"][(layer, c)] = (s.count, s.mean, s.std, s.min, s.max, *s.quantiles.values())
+            snap["border"][(layer, c)] = idx.border(layer, c)
+        snap["maxima"][layer] = np.asarray(idx.maxima(layer)).tobytes()
         pooled = idx.pooled(layer)
         snap["pooled"][layer] = None if pooled is None else np.asarray(pooled).tobytes()
     if "similarity" in idx.manifest:  # the modes' finished rows and their finishes, exactly
@@ -130,6 +132,7 @@ def assert_same_index(a, b) -> None:
     assert sa["images"] == sb["images"]
     assert sa["units"] == sb["units"]
     assert sa["pooled"] == sb["pooled"]
+    assert sa["border"] == sb["border"] and sa["maxima"] == sb["maxima"]  # border counts are exact sums
     assert sa["stats"].keys() == sb["stats"].keys()
     for key in sa["stats"]:
         assert sa["stats"][key] == _pytest.approx(sb["stats"][key], rel=1e-9, abs=1e-9), key

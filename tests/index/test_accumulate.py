@@ -37,10 +37,25 @@ def as_rows(values, keys, cells):
                                                                                             strict=True)]
 
 
+def on_border(cells):
+    """A stand-in border flag per (image, unit): odd cells."""
+    return cells % 2 == 1
+
+
+def found(maxima, cells):
+    """Stand-in peaks: a border peak is 1 above the ranked value; the others far higher (only border peaks may count
+    for the highest border peak)."""
+    from imagemachines.index.peaks import Peaks
+
+    edge = on_border(cells)
+    return Peaks(maxima, cells, edge, torch.where(edge, maxima + 1, maxima + 10), maxima)
+
+
 def fed(maxima, cells, keys, k, batch):
     acc = UnitAccumulator.empty(maxima.shape[1], k)
     for s in range(0, len(keys), batch):
-        acc.update(maxima[s:s + batch], cells[s:s + batch], keys[s:s + batch])
+        part = slice(s, s + batch)
+        acc.update(maxima[part], cells[part], keys[part], found(maxima[part], cells[part]))
     return acc
 
 
@@ -59,7 +74,8 @@ def assert_dtypes(acc):
     dtypes = {name: getattr(acc, name).dtype for name in UnitAccumulator.FIELDS}
     assert dtypes == {"top_v": torch.float32, "top_key": torch.int64, "top_cell": torch.int64,
                       "bot_v": torch.float32, "bot_key": torch.int64, "bot_cell": torch.int64, "count": torch.int64,
-                      "total": torch.float64, "total_sq": torch.float64, "low": torch.float64, "high": torch.float64}
+                      "total": torch.float64, "total_sq": torch.float64, "low": torch.float64, "high": torch.float64,
+                      "border": torch.int64, "edge_high": torch.float64, "inner_high": torch.float64}
 
 
 @pytest.mark.parametrize("batch", [1, 5, 23])
@@ -80,6 +96,14 @@ def test_running_statistics_are_float64_sums_of_the_maxima():
     np.testing.assert_allclose(acc.total.numpy(), d.sum(0), rtol=1e-12)
     np.testing.assert_allclose(acc.total_sq.numpy(), (d * d).sum(0), rtol=1e-12)
     assert acc.low.tolist() == d.min(0).tolist() and acc.high.tolist() == d.max(0).tolist()
+    assert acc.border.tolist() == on_border(cells).sum(0).tolist() and 0 < acc.border.sum() < cells.numel()
+    edge = on_border(cells).numpy()
+    assert acc.edge_high.tolist() == pytest.approx([float((d[:, c] + 1)[edge[:, c]].max()) for c in range(3)],
+                                                   rel=1e-6)  # the highest border peak (float32 sums)
+    assert acc.inner_high.tolist() == d.max(0).tolist()
+    without = UnitAccumulator.empty(3, 2)
+    without.update(maxima, cells, keys)  # no border flags given: none counted
+    assert without.border.tolist() == [0, 0, 0]
     mean, std = acc.mean_std()
     np.testing.assert_allclose(mean.numpy(), d.mean(0), rtol=1e-12)
     np.testing.assert_allclose(std.numpy(), d.std(0), rtol=1e-9)
@@ -170,12 +194,15 @@ def test_summarise_gives_each_units_spatial_maximum_its_cell_and_mean():
     vec = torch.tensor([[1.0, -2.0], [0.5, 4.0]])
     out = summarise({"conv": a, "logits": vec, "other": torch.ones(1)}, ["conv", "logits"])
     assert list(out) == ["conv", "logits"]
-    maxima, cells, mean = out["conv"]
+    (maxima, cells, border, peak, inner), mean = out["conv"]
     assert maxima.dtype == torch.float32 and maxima.tolist() == [[5, 7], [3, -1]]
     assert cells.tolist()[0] == [1 * 4 + 2, 2 * 4 + 3] and cells[1, 0] == 1
     torch.testing.assert_close(mean, torch.tensor([[5 / 12, 7 / 12], [3 / 12, -1.0]]))
-    maxima, cells, mean = out["logits"]  # a vector is its own maximum and mean, in cell 0
+    # a 3×4 map: (1, 2) is inside, (2, 3) and (0, 1) on the border; a constant map peaks in its first inner cell
+    assert border.tolist() == [[False, True], [True, False]] and cells[1, 1] == 1 * 4 + 1
+    (maxima, cells, border, peak, inner), mean = out["logits"]  # a vector: its own maximum and mean, in cell 0
     assert maxima.tolist() == vec.tolist() and cells.tolist() == [[0, 0], [0, 0]] and mean.tolist() == vec.tolist()
+    assert not border.any()
 
 
 def test_a_layer_without_any_image_merges_to_zeros(tmp_path):

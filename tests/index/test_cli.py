@@ -64,3 +64,18 @@ def test_cli_errors(weights, tmp_path):
     assert isinstance(no_logits.exception, UserError) and "no 'logits' layer" in str(no_logits.exception)
     not_index = runner.invoke(app, ["examples", str(images), "--layer", "features.1", "--channel", "0"])
     assert isinstance(not_index.exception, UserError) and "holds no index" in str(not_index.exception)
+    bad_ranking = runner.invoke(app, ["index", "not-a-model", str(images), "--ranking", "edges"])
+    assert isinstance(bad_ranking.exception, UserError) and "Unknown ranking 'edges'" in str(bad_ranking.exception)
+
+
+def test_the_ranking_is_chosen_on_the_command_line_and_recorded(weights, tmp_path):
+    import json
+
+    images = make_collection(tmp_path / "images", n_red=2, n_tint=1, n_grey=1).root
+    for ranking, expected in ((None, "interior"), ("reflect", "reflect")):
+        out = tmp_path / f"idx-{ranking}"
+        extra = ["--ranking", ranking] if ranking else []
+        result = runner.invoke(app, ["index", "mobilenet_v3_small", str(images), "--weights", str(weights),
+                                     "--layers", "features.1", "--out", str(out), "--device", "cpu", *extra])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "index.json").read_text())["ranking"] == expected

@@ -102,6 +102,7 @@ def test_facets_bin_dates_and_sizes_skip_identifiers_and_keep_sources():
     assert [facets[SIZE_FACET].values[c] for c in facets[SIZE_FACET].codes[:3]] == ["257–512 px", "≤ 128 px",
                                                                                     "257–512 px"]
     assert facets["source"].provenance and facets[SIZE_FACET].provenance and not facets["artist"].provenance
+    assert make_facet("Width", []).provenance and make_facet("height", []).provenance  # a CSV's pixel columns
     with pytest.raises(UserError, match="No metadata column 'school'"):
         collection_facets(images, columns=["school"])
     assert [f.name for f in collection_facets(images, columns=["artist"])] == ["artist", SIZE_FACET]

@@ -133,3 +133,60 @@ def test_formulas_from_metadata_never_reach_a_spreadsheet_and_numbers_stay_numbe
     for row in raw:
         assert all(not c.startswith(("=", "+", "@", "\t", "\r")) for c in row)
         assert all(not c.startswith("-") or re.fullmatch(r"-[\d.e+-]+", c) for c in row)
+
+
+@pytest.fixture
+def sourced(blobnet, collection, tmp_path):
+    """The red pictures all come from one source ("thumbs"); a label column says what they show."""
+    labels = tmp_path / "sourced.csv"
+    rows = [(p, "red", "thumbs") for p, _ in collection.red] + [(p, "blue", "scans") for p in collection.tints] + [
+        (p, "grey", "scans") for p in collection.grey]
+    labels.write_text("path,label,source\n" + "".join(f"{p},{lab},{src}\n" for p, lab, src in rows))
+    return open_index(build_index(blobnet, collection.root, tmp_path / "sourced-idx", k=6, metadata=labels,
+                                  progress=False))
+
+
+def test_the_page_says_what_the_top_paintings_share_and_how_they_were_photographed(sourced, tmp_path):
+    from html import escape
+
+    from imagemachines.index.enrichment import format_p
+
+    page = write_examples(sourced, None, "features.2", 0, tmp_path / "ex", progress=False).read_text()
+    notes = {e.value: e for e in sourced.enrichment("features.2", 0)}
+    red, thumbs = notes["red"], notes["thumbs"]
+    assert (red.in_group, red.group, red.in_collection, red.collection) == (6, 6, 6, 16)
+    assert f"label: <b>red ×{16 / 6:.1f}, {escape(format_p(red.p_adjusted))}</b>" in page
+    assert "(6 of 6; 6 of 16 in the collection)" in page and "Holm's correction over 6 values" in page
+    assert 'id="provenance"' in page and f"source: thumbs ×{16 / 6:.1f}" in page and thumbs.provenance
+    assert "source: <b>" not in page  # the photographs' values are a warning, not a finding about the paintings
+    assert page.count("96 × 64 px · thumbs") == 6  # beside every example
+    assert "ranked by the unit&#39;s maximum over the interior of its map" in page
+    assert 'id="border"' in page and "Border unit" not in page  # the blobs are inside the pictures
+    rows = list(csv.DictReader((tmp_path / "ex" / "examples.csv").read_text(encoding="utf-8").splitlines()))
+    assert {(r["image_width"], r["image_height"], r["source"], r["on_border"]) for r in rows} == {
+        ("96", "64", "thumbs", "0")}
+    # the bottom six are blue and grey from the scans: no photo warning, and the label the test finds is theirs
+    bottom = write_examples(sourced, None, "features.0", 0, tmp_path / "neg", negative=True,
+                            progress=False).read_text()
+    assert 'id="provenance"' not in bottom and "label: <b>red" not in bottom
+
+
+def test_a_border_unit_is_flagged_on_its_page_and_its_border_examples_marked(tmp_path):
+    from .test_peaks import SIDE, frame_model
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for i, grey in enumerate((150, 180, 210)):
+        Image.new("RGB", (SIDE, SIDE), (grey,) * 3).save(root / f"plain-{i}.png")
+    model = frame_model()
+    idx = open_index(build_index(model, root, tmp_path / "idx", layers=["features.0"], k=3, ranking="full",
+                                 progress=False))
+    page = write_examples(idx, model, "features.0", 0, tmp_path / "ex", render=False, progress=False).read_text()
+    assert "Border unit: it peaks on the border in 100 % of 3 paintings (border: 12 % of the map)" in page
+    assert "crops may show the painting&#39;s edge or background" in page
+    assert page.count('<span class="edge">on the border</span>') == 3
+    assert "over the whole map, border included" in page
+    rows = list(csv.DictReader((tmp_path / "ex" / "examples.csv").read_text(encoding="utf-8").splitlines()))
+    assert [r["on_border"] for r in rows] == ["1", "1", "1"] and [r["row"] for r in rows] == ["0", "0", "0"]
+    calm = write_examples(idx, model, "features.0", 1, tmp_path / "calm", render=False, progress=False).read_text()
+    assert "Border unit" not in calm and "This unit peaks on the border in 0 % of 3 paintings" in calm

@@ -315,3 +315,47 @@ def test_a_paintings_page_says_where_it_ranks_and_compares_as_the_command_line_d
     api = make_client(models={"clamped": model}, indexes=[partial])
     page = api.get("/api/indexes/partial/images/0").json()
     assert page["layer"] == explain_image(model, Image.open(partial.image_file(0)), index=partial).layer
+
+
+def test_a_units_notes_and_each_examples_photograph_travel_with_its_examples(api, index):
+    from imagemachines.index.unit_notes import unit_notes
+
+    layer = deepest(index)
+    [listed] = api.get("/api/indexes").json()
+    assert listed["ranking"] == "interior" and listed["note"] is None
+    flagged = {entry["name"]: entry["border_units"] for entry in listed["layers"]}
+    assert flagged == {name: index.border_units(name) for name in index.layers}
+    for negative in (False, True):
+        body = api.get(f"/api/indexes/paintings-index/units/{layer}/1", params={"k": 3, "negative": negative}).json()
+        expected = unit_notes(index, layer, 1, negative=negative).as_dict()
+        assert body["notes"] == expected and body["notes"]["group"] == index.k  # the unit's k as indexed
+        border = index.border(layer, 1)
+        assert body["notes"]["border"]["paintings"] == border.paintings and body["notes"]["border"]["count"] == 10
+        assert "over the interior of its map" in body["notes"]["ranking_text"]
+        for ex in body["examples"]:
+            assert ex["on_border"] is False  # the interior ranking
+            assert ex["photo"] == f"{ex['width']} × {ex['height']} px" and ex["width"] in (64, 80)
+
+
+def test_the_overlays_of_an_index_ranked_on_mirrored_paintings_are_its_own_maps(make_client, tmp_path):
+    from imagemachines.index import build_index, open_index
+    from imagemachines.index.maps import activation_maps, heat_overlay
+    from tests.serve.collection_fixtures import make_collection
+
+    images, meta = make_collection(tmp_path)
+    mirrored = open_index(build_index(tiny_loaded_model(), images, tmp_path / "mirrored", k=3, metadata=meta,
+                                      ranking="reflect", progress=False))
+    api = make_client(indexes=[mirrored])
+    assert api.get("/api/indexes").json()[0]["ranking"] == "reflect"
+    layer, channel, image_id = "features.1", 3, 2
+    got = np.asarray(picture(api.get(f"/api/indexes/mirrored/images/{image_id}/overlay",
+                                     params={"layer": layer, "channel": channel, "size": 64})), dtype=float)
+    painting_ = Image.open(mirrored.image_file(image_id)).convert("RGB")
+    vmax = mirrored.stats(layer, channel).max
+
+    def expected(ranking):
+        heat = activation_maps(tiny_loaded_model(), [painting_], layer, [channel], ranking=ranking)[0, 0]
+        return np.asarray(heat_overlay(painting_, heat, vmax=vmax), dtype=float)
+
+    own, plain = np.abs(got - expected("reflect")).mean(), np.abs(got - expected("full")).mean()
+    assert own < 3 < plain  # JPEG noise vs the maps of another network input

@@ -203,3 +203,33 @@ def test_the_mode_switch_beside_the_similar_paintings(browser, site, index):
     page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card")
     assert page.input_value("#pv-sim") == "composition"  # the deep link keeps the mode
     assert errors == []
+
+
+def test_the_unit_panel_flags_a_border_unit_and_shows_each_photograph(browser, site, index):
+    from imagemachines.index.unit_notes import photo_line, unit_notes
+
+    layer = "features.3"
+    flagged, calm = index.border_units(layer)[0], next(c for c in range(index.channels(layer))
+                                                      if c not in index.border_units(layer))
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = watch(page)
+    page.goto(f"{site}/#{VIEW}&layer={layer}&unit={flagged}")
+    page.wait_for_selector("#ex-grid[data-state=done]")
+    notes = unit_notes(index, layer, flagged)
+    assert page.inner_text("#ex-border") == notes.border_text() and notes.border_text().startswith("Border unit")
+    assert page.get_attribute("#ex-border", "class") == "ex-warn"
+    assert "over the interior of its map" in page.inner_text("#ex-note")
+    assert f"Holm's correction over {notes.tested} values" in page.inner_text("#ex-metadata")
+    examples = index.examples(layer, flagged, k=12)
+    photos = [p.inner_text() for p in page.query_selector_all("#ex-grid .ex-photo")]
+    assert photos == [photo_line(index.image(e.image_id)) for e in examples] and "64 × 48 px" in photos
+    assert page.query_selector_all("#ex-grid .ex-edge") == []  # ranked by the interior: no example on the border
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "collection-border-unit.png"))
+    page.keyboard.press("Escape")
+    page.goto(f"{site}/#{VIEW}&layer={layer}&unit={calm}")
+    page.wait_for_function(f"document.getElementById('detail-title').textContent.includes('channel {calm}')")
+    page.wait_for_selector("#ex-grid[data-state=done]")
+    assert page.get_attribute("#ex-border", "class") == "ex-note"
+    assert page.inner_text("#ex-border") == unit_notes(index, layer, calm).border_text()
+    assert errors == []

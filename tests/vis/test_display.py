@@ -37,3 +37,4 @@ def test_an_examples_sheet_shows_the_top_images_with_heat(tmp_path):
     assert sheet.paths == [p for p, _ in col.red[:3]]
     html = sheet._repr_html_()
     assert html.count("data:image/png;base64,") == 3 and "features.1:0" in html
+    assert sheet.photos == ["96 × 64 px"] * 3 and html.count("· 96 × 64 px") == 3  # each photograph's size

@@ -1,8 +1,13 @@
 """A unit's top and bottom paintings from a collection index (``--index``), with the unit's activation map as
 a heat overlay (:mod:`imagemachines.index.maps`) and the painting's metadata, for the atlas's unit pages.
 
-Pictures go to ``<layer>/ex/<channel>-<top|bottom><rank>-<image id>.jpg``; a file already there is kept, so a
-resumed or extended atlas does not recompute them.
+Beside them, what :mod:`imagemachines.index.unit_notes` says: how the examples were ranked, whether the unit is
+a border unit, which metadata values its top and bottom paintings over-represent, and each photograph's size
+and source.
+
+Pictures go to ``<layer>/ex/<channel>-<top|bottom><rank>-<image id>.jpg`` (``…-reflect.jpg`` for an index ranked
+on mirrored paintings, whose maps differ); a file already there is kept, so a resumed or extended atlas does not
+recompute them.
 """
 
 from __future__ import annotations
@@ -31,21 +36,24 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
     from PIL import Image
 
     from imagemachines.index.maps import activation_maps, heat_overlay
+    from imagemachines.index.unit_notes import photo_line, unit_notes
 
     if layer not in index.layers:
         return None
     stats = index.stats(layer, channel)
+    suffix = "-reflect" if index.ranking == "reflect" else ""
     parts = []
     for negative, title, css, name in ((False, "Strongest in the collection", "good", "top"),
                                        (True, "Weakest in the collection", "bad", "bottom")):
         examples = index.examples(layer, channel, k=min(k, index.k), negative=negative)
         items, todo = [], []
         for ex in examples:
-            rel = f"ex/{channel}-{name}{ex.rank}-{ex.image_id}.jpg"
+            rel = f"ex/{channel}-{name}{ex.rank}-{ex.image_id}{suffix}.jpg"
             info = index.image(ex.image_id)
             meta = [(key, value) for key, value in info.meta.items() if value][:META_LINES] or [("file", info.path)]
             items.append({"src": rel, "alt": info.path, "rank": ex.rank, "value": ex.value,
-                          "percentile": ex.percentile, "meta": meta})
+                          "percentile": ex.percentile, "meta": meta, "photo": photo_line(info),
+                          "on_border": ex.on_border})
             if not (folder / Path(rel).name).is_file():
                 todo.append((ex, folder / Path(rel).name))
         images, readable = [], []
@@ -62,22 +70,26 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
             readable.append((ex, dest))
         todo = readable
         if todo:
-            maps = activation_maps(model, images, layer, [channel])
+            maps = activation_maps(model, images, layer, [channel], ranking=index.ranking)
             folder.mkdir(parents=True, exist_ok=True)
             for (_, dest), small, heat in zip(todo, images, maps[:, 0], strict=True):
                 heat_overlay(small, heat, alpha=0.5, vmax=max(stats.max, 1e-6)).save(dest, quality=88)
-        parts.append({"title": title, "css": css, "examples": items})
-    return {"parts": parts, "note": f"From the index of {index.n_images} images in {index.image_root.name}/; "
-                                    "heat: the unit's activation map over each painting."}
+        parts.append({"title": title, "css": css, "examples": items, "side": name,
+                      "notes": unit_notes(index, layer, channel, negative=negative)})
+    return {"parts": parts, "notes": parts[0]["notes"],
+            "note": f"From the index of {index.n_images} images in {index.image_root.name}/, "
+                    f"{parts[0]['notes'].ranking_text}; heat: the unit's activation map over each painting."}
 
 
 class ExamplesSheet:
     """A unit's dataset examples with heat overlays, for notebooks: shows itself in Jupyter (a captioned row
     of pictures); ``.images`` are the overlays (PIL), ``.examples`` the index's records, ``.paths`` the files."""
 
-    def __init__(self, layer: str, channel: int, examples: list, paths: list[str], images: list, meta: list[dict]):
+    def __init__(self, layer: str, channel: int, examples: list, paths: list[str], images: list, meta: list[dict],
+                 photos: list[str] | None = None):
         self.layer, self.channel = layer, channel
         self.examples, self.paths, self.images, self.meta = examples, paths, images, meta
+        self.photos = photos if photos is not None else [""] * len(examples)  # size and source of each photograph
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -87,9 +99,10 @@ class ExamplesSheet:
         from imagemachines.vis.display import figure_html
 
         figures = []
-        for ex, path, image, meta in zip(self.examples, self.paths, self.images, self.meta, strict=True):
+        for ex, path, image, meta, photo in zip(self.examples, self.paths, self.images, self.meta, self.photos,
+                                                strict=True):
             label = " · ".join(v for v in list(meta.values())[:2] if v) or path
-            caption = f"#{ex.rank} {ex.value:.2f} ({percentile_label(ex.percentile)}th pct) {label}"
+            caption = f"#{ex.rank} {ex.value:.2f} ({percentile_label(ex.percentile)}th pct) {label} · {photo}"
             figures.append(figure_html(image, caption, 200))
         return f"<div><b>{self.layer}:{self.channel}</b><br>{''.join(figures)}</div>"
 
@@ -109,8 +122,11 @@ def examples_sheet(index, model, layer: str, channel: int, *, k: int = 8, negati
             small = im.convert("RGB")
         small.thumbnail((size, size))
         images.append(small)
-    maps = activation_maps(model, images, layer, [channel]) if images else []
+    maps = activation_maps(model, images, layer, [channel], ranking=index.ranking) if images else []
     overlays = [heat_overlay(im, heat[0], alpha=0.5, vmax=max(stats.max, 1e-6)) for im, heat in zip(images, maps,
                                                                                                    strict=True)]
+    from imagemachines.index.unit_notes import photo_line
+
     infos = [index.image(ex.image_id) for ex in examples]
-    return ExamplesSheet(layer, channel, examples, [i.path for i in infos], overlays, [dict(i.meta) for i in infos])
+    return ExamplesSheet(layer, channel, examples, [i.path for i in infos], overlays, [dict(i.meta) for i in infos],
+                         [photo_line(i) for i in infos])

@@ -54,7 +54,7 @@ class MapResult:
             what = f"placed {self.placed} new paintings, kept {self.kept}, dropped {self.removed}"
         else:
             what = f"up to date ({self.n} paintings)"
-        score = f"; {100 * self.neighbourhood:.0f} % of map neighbours are pooled-space neighbours" \
+        score = f"; {100 * self.neighbourhood:.0f} % of map neighbours are neighbours in its source space" \
             if self.neighbourhood is not None else ""
         return f"Map {self.name}: {what} in {self.seconds:.1f} s{score}."
 
@@ -75,10 +75,11 @@ def _settings(params: LayoutParams, clusters: int | None) -> dict:
     return {**params.as_dict(), "clusters": "auto" if clusters is None else clusters}
 
 
-def build_map(index, layer: str | None = None, *, params: LayoutParams = LayoutParams(), clusters: str = "auto",
-              refit: bool = False, progress: bool = True) -> MapResult:
+def build_map(index, layer: str | None = None, *, mode: str | None = None, params: LayoutParams = LayoutParams(),
+              clusters: str = "auto", refit: bool = False, progress: bool = True) -> MapResult:
     """Make or update the map of *index* (an opened :class:`~imagemachines.index.CollectionIndex`) for *layer*
-    (default: the deepest pooled layer); see the module docstring."""
+    (default: the deepest pooled layer), or with *mode* (``style``, ``content:0.5,style:0.5`` …) from the
+    index's similarity rows, its groups explained by *layer*'s units; see the module docstring."""
     from rich.console import Console
 
     from imagemachines.collection_map.contrast import standardize
@@ -88,7 +89,7 @@ def build_map(index, layer: str | None = None, *, params: LayoutParams = LayoutP
     k = parse_clusters(clusters)
     if params.pca < 0 or params.neighbors < 2 or not 0 <= params.min_dist <= 1 or params.seed < 0:
         raise UserError("Layout settings out of range: --pca ≥ 0, --neighbors ≥ 2, 0 ≤ --min-dist ≤ 1, --seed ≥ 0.")
-    source = source_for(index, layer)
+    source = source_for(index, layer, mode)
     vectors = source.vectors(index)
     images = index.images()
     if len(images) != vectors.shape[0]:
@@ -129,13 +130,13 @@ def build_map(index, layer: str | None = None, *, params: LayoutParams = LayoutP
     if fitted or placed_now or removed or old is None or old.meta.get("index_updated") != \
             index.manifest.get("updated"):
         console.print("Labelling the clusters…")
-        prepared = standardize(vectors)
+        prepared = standardize(vectors if mode is None else source_for(index, source.layer).vectors(index))
         facets = collection_facets(images)
         cluster_labels = label_clusters(stored.cluster, stored.xy, prepared, facets)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         stored.meta = {
-            "source": {"kind": "pooled", "name": source.name, "layer": source.layer,
-                       "description": source.description},
+            "source": {"kind": "pooled" if mode is None else "mode", "name": source.name, "layer": source.layer,
+                       "description": source.description, **({} if mode is None else {"mode": source.mode})},
             "index": {"model": index.model_name, "weights_id": index.weights_id},
             "index_updated": index.manifest.get("updated"),
             "settings": settings, "n": len(images), "n_fitted": int((stored.placed == 0).sum()),

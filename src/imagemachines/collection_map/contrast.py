@@ -43,6 +43,7 @@ class Standardized:
     z: np.ndarray        # [n, units] float32, (x - mean) / sd; 0 for constant units
     mean: np.ndarray     # [units] float64
     sd: np.ndarray       # [units] float64 (population SD; 0 for a constant unit)
+    total: np.ndarray | None = None  # [units] float64: the column sums of z (≈ 0), kept for contrasts
 
     @property
     def n(self) -> int:
@@ -73,7 +74,10 @@ def standardize(values: np.ndarray, block: int = 8192) -> Standardized:
     for s in range(0, n, block):
         z[s:s + block] = (np.asarray(values[s:s + block], dtype=np.float64) - mean) / scale
     sd = np.where(np.isfinite(scale), sd, 0.0)
-    return Standardized(z, mean, sd)
+    z_total = np.zeros(c)
+    for s in range(0, n, block):
+        z_total += z[s:s + block].sum(0, dtype=np.float64)
+    return Standardized(z, mean, sd, z_total)
 
 
 @dataclass(frozen=True)
@@ -176,12 +180,17 @@ def contrast(prepared: Standardized, group: Sequence[int] | np.ndarray, *,
     z = prepared.z if against is None else prepared.z[universe]
     members = inside if against is None else inside[universe]
     rows = len(members)
-    z_in = z[members].astype(np.float64)
-    total = z.sum(0, dtype=np.float64)
-    squares = np.einsum("ij,ij->j", z, z, dtype=np.float64) if against is not None else None
-    if squares is None:  # standardized over these rows: every unit's z has sum of squares n (or 0 when constant)
+    if against is None:  # standardized over these rows: every unit's z has sum of squares n (or 0 when constant)
+        total = prepared.total if prepared.total is not None else z.sum(0, dtype=np.float64)
         squares = np.where(prepared.sd > 0, float(rows), 0.0)
-    s_in, q_in = z_in.sum(0), (z_in * z_in).sum(0)
+    else:
+        total = z.sum(0, dtype=np.float64)
+        squares = np.einsum("ij,ij->j", z, z, dtype=np.float64)
+    # the sums of the smaller side only: the other side's are the totals less these
+    small = members if 2 * n_in <= rows else ~members
+    z_small = z[small].astype(np.float64)
+    s_small, q_small = z_small.sum(0), (z_small * z_small).sum(0)
+    s_in, q_in = (s_small, q_small) if 2 * n_in <= rows else (total - s_small, squares - q_small)
     m_in, m_out = s_in / n_in, (total - s_in) / n_out
     var_in = np.maximum(q_in / n_in - m_in ** 2, 0.0)
     var_out = np.maximum((squares - q_in) / n_out - m_out ** 2, 0.0)

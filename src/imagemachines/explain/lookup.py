@@ -1,7 +1,8 @@
 """Reverse lookup: the units of a layer that one painting drives most, and the collection's closest paintings.
 
-A unit's value for a painting is the spatial maximum of its activation map, as the index records it, so a
-painting and the collection are on one scale: with an index, each unit also gets its percentile among the
+A unit's value for a painting is the maximum of its activation map taken as the index takes it (its ranking:
+over the interior of the map by default, :mod:`imagemachines.index.peaks`), so a painting and the collection are
+on one scale: with an index, each unit also gets its percentile among the
 collection's maxima, and the painting's spatially pooled activation (the mean, as indexed) finds its nearest
 neighbours by cosine similarity.
 
@@ -25,6 +26,7 @@ from PIL import Image
 
 from imagemachines.attribution.inputs import model_input, spatial_layer
 from imagemachines.errors import UserError
+from imagemachines.index.peaks import DEFAULT_RANKING, LEGACY_RANKING, network_input, painting_cells, peaks
 from imagemachines.models.loaded import LoadedModel
 
 if TYPE_CHECKING:
@@ -49,10 +51,10 @@ class UnitHit:
 
 @dataclass(frozen=True)
 class Tie:
-    """*units* units of the layer share one value (*ranking* "value") or one percentile ("percentile"), *at*;
+    """*units* units of the layer share one value (*by* "value") or one percentile ("percentile"), *at*;
     *shown* of them are among the units shown, where tie-breakers order them (see :func:`explain_image`)."""
 
-    ranking: str
+    by: str
     at: float
     units: int
     shown: int
@@ -133,28 +135,40 @@ def lookup_layer(model: LoadedModel, layer: str | None, index: CollectionIndex |
     return preferred if preferred in indexed else max(indexed, key=list(infos).index)
 
 
-def layer_activations(model: LoadedModel, image: Image.Image, layer: str) -> torch.Tensor:
-    """The painting's activations at *layer*: [channels, h, w] (1×1 maps for vector layers), on the CPU."""
-    return activations(model, image, [layer])[layer]
+def layer_activations(model: LoadedModel, image: Image.Image, layer: str, ranking: str = LEGACY_RANKING
+                      ) -> torch.Tensor:
+    """The painting's activations at *layer*: [channels, h, w] (1×1 maps for vector layers), on the CPU, over the
+    cells that cover the painting under *ranking*."""
+    return activations(model, image, [layer], ranking)[layer]
 
 
-def activations(model: LoadedModel, image: Image.Image, layers: list[str]) -> dict[str, torch.Tensor]:
-    """The painting's activations at each of *layers* (one pass): [channels, h, w] each, on the CPU."""
-    x = model_input(model, image)
+def activations(model: LoadedModel, image: Image.Image, layers: list[str], ranking: str = LEGACY_RANKING
+                ) -> dict[str, torch.Tensor]:
+    """The painting's activations at each of *layers* (one pass): [channels, h, w] each, on the CPU, over the
+    cells that cover the painting under *ranking* (:func:`~imagemachines.index.peaks.painting_cells`)."""
+    names = list(dict.fromkeys(layers))
+    x = network_input(model.normalize(model_input(model, image)), ranking)
     with torch.inference_mode():
-        out = model.tap(layers)(model.normalize(x))
-    return {name: (a[:, None, None] if a.ndim == 1 else a).cpu()
-            for name, a in ((n, out[n][0].float()) for n in dict.fromkeys(layers))}
+        out = model.tap(names)(x)
+    result = {}
+    for name in names:
+        a = out[name]
+        if ranking == "reflect":
+            info = model.layer(name)
+            a = painting_cells(a, ranking, (info.height, info.width))
+        a = a[0].float()
+        result[name] = (a[:, None, None] if a.ndim == 1 else a).cpu()
+    return result
 
 
-def ties(ranking: str, values: np.ndarray, shown: list[int]) -> list[Tie]:
+def ties(by: str, values: np.ndarray, shown: list[int]) -> list[Tie]:
     """The groups of exactly equal *values* (one per channel) that reach the *shown* channels: how many units of
     the layer share each value, and how many of them are shown."""
     out = []
     for v in dict.fromkeys(float(values[c]) for c in shown):
         units = int(np.count_nonzero(values == v))
         if units > 1:
-            out.append(Tie(ranking, v, units, sum(1 for c in shown if float(values[c]) == v)))
+            out.append(Tie(by, v, units, sum(1 for c in shown if float(values[c]) == v)))
     return out
 
 
@@ -182,6 +196,7 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
     if index is not None:
         check_index_model(index, model)
     layer = lookup_layer(model, layer, index)
+    ranking = index.ranking if index is not None else DEFAULT_RANKING
     ranked, clamp, note = ranking_layer(model, layer), closing_clamp(model, layer), None
     if index is not None and ranked != layer and ranked not in index.layers:
         note = (f"The index has no {ranked} (the values of {layer} before its closing {clamp}), so the units are "
@@ -189,11 +204,11 @@ def explain_image(model: LoadedModel, image: Image.Image, *, layer: str | None =
                 f"(`imagemachines index`; the default layers include {ranked}) to rank where values do not "
                 "saturate.")
         ranked, clamp = layer, None
-    acts = activations(model, image, [ranked, layer])
+    acts = activations(model, image, [ranked, layer], ranking)
     channels, _h, w = acts[ranked].shape
-    flat = acts[ranked].flatten(1)
-    maxima, cells = flat.max(dim=1)
-    means = flat.mean(dim=1).numpy()
+    peak = peaks(acts[ranked][None], ranking)
+    maxima, cells = peak.value[0], peak.cell[0]
+    means = acts[ranked].flatten(1).mean(dim=1).numpy()
     pooled = acts[layer].flatten(1).mean(dim=1).numpy()
     k = min(k, channels)
 
@@ -246,7 +261,7 @@ def similar_paintings(model: LoadedModel, image: Image.Image, index: CollectionI
     weights = parse_mode(mode)
     layer = lookup_layer(model, layer, index)
     pooled = None if "similarity" in index.manifest else \
-        activations(model, image, [layer])[layer].flatten(1).mean(dim=1).numpy()
+        activations(model, image, [layer], index.ranking)[layer].flatten(1).mean(dim=1).numpy()
     return _similar(model, image, index, weights, layer, pooled, k, exclude)
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PIL import Image
 
 from imagemachines.errors import UserError
@@ -112,7 +111,8 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     """
     from tqdm.auto import tqdm
 
-    from imagemachines.index.maps import heat_overlay
+    from imagemachines.index.maps import heat_overlay, peak_cell
+    from imagemachines.index.peaks import DEFAULT_RANKING
     from imagemachines.report import write_html
 
     if index is not None:
@@ -136,11 +136,13 @@ def write_explanation(model: LoadedModel, image: Image.Image, out: Path, options
     bar = tqdm(total=steps, desc="explaining", unit="map", disable=not options.progress or steps < 2, leave=False)
 
     for layer, channel in options.units:
-        heat = unit_map(model, image, layer, channel)
-        r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
-        percentile = (index.percentile(layer, channel, float(heat.max()))
+        ranking = index.ranking if index is not None else DEFAULT_RANKING
+        heat = unit_map(model, image, layer, channel, ranking)
+        r, c = peak_cell(heat, ranking)
+        value = float(heat[r, c])
+        percentile = (index.percentile(layer, channel, value)
                       if index is not None and layer in index.layers else None)
-        hit = UnitHit(layer, channel, float(heat.max()), percentile, (int(r), int(c)))
+        hit = UnitHit(layer, channel, value, percentile, (r, c))
         name = f"units/{slug(layer)}_{channel}.png"
         _save_png(heat_overlay(display, heat, alpha=0.55), out / name)
         doc["units"].append(_hit_json(hit, index, overlay=name))
@@ -191,7 +193,7 @@ def tie_text(tie: dict, layer: str) -> str:
     the CLI: how many units tie, where, and what orders the ones shown."""
     from imagemachines.index.records import percentile_label
 
-    if tie["ranking"] == "percentile":
+    if tie["by"] == "percentile":
         return (f"{tie['units']} units of {layer} are tied at the {percentile_label(tie['at'])}th percentile "
                 f"({tie['shown']} shown); among them, the value furthest above the unit's collection mean (in "
                 "standard deviations) comes first.")

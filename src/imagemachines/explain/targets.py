@@ -79,8 +79,9 @@ def class_maps(model: LoadedModel, image: Image.Image, target: int, methods: lis
     return result
 
 
-def unit_map(model: LoadedModel, image: Image.Image, layer: str, channel: int) -> np.ndarray:
-    """The activation map (h, w) of unit *channel* of *layer* over *image* (the index's own maps)."""
+def unit_map(model: LoadedModel, image: Image.Image, layer: str, channel: int, ranking: str = "full") -> np.ndarray:
+    """The activation map (h, w) of unit *channel* of *layer* over *image* (the index's own maps, for an index's
+    *ranking*)."""
     from imagemachines.index.maps import activation_maps
 
-    return activation_maps(model, [image], layer, [channel])[0, 0]
+    return activation_maps(model, [image], layer, [channel], ranking=ranking)[0, 0]

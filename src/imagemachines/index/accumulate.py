@@ -1,4 +1,5 @@
-"""Streaming per-unit accumulators: top-k and bottom-k images by spatial maximum, and running statistics.
+"""Streaming per-unit accumulators: top-k and bottom-k images by spatial maximum, running statistics, and how many
+images peak on the border of the unit's map.
 
 Memory is units × k: each update keeps only the best k of (kept ∪ batch). Ties are broken by the image key,
 so the result does not depend on the order in which images or shards arrive: merging the states of any
@@ -36,6 +37,9 @@ class UnitAccumulator:
     total_sq: torch.Tensor
     low: torch.Tensor
     high: torch.Tensor
+    border: torch.Tensor  # [C] int64 images whose maximum over all cells lies on the map's border
+    edge_high: torch.Tensor  # [C] float64 the highest of those border maxima (-inf: none)
+    inner_high: torch.Tensor  # [C] float64 the highest maximum over the interior of the maps
 
     @classmethod
     def empty(cls, channels: int, k: int, device: torch.device | str = "cpu") -> UnitAccumulator:
@@ -45,14 +49,18 @@ class UnitAccumulator:
                    e(torch.int64), torch.zeros(1, dtype=torch.int64, **f),
                    torch.zeros(channels, dtype=torch.float64, **f), torch.zeros(channels, dtype=torch.float64, **f),
                    torch.full((channels,), float("inf"), dtype=torch.float64, **f),
+                   torch.full((channels,), float("-inf"), dtype=torch.float64, **f),
+                   torch.zeros(channels, dtype=torch.int64, **f),
+                   torch.full((channels,), float("-inf"), dtype=torch.float64, **f),
                    torch.full((channels,), float("-inf"), dtype=torch.float64, **f))
 
     @property
     def channels(self) -> int:
         return self.total.shape[0]
 
-    def update(self, maxima: torch.Tensor, cells: torch.Tensor, keys: torch.Tensor) -> None:
-        """Add a batch: *maxima* and *cells* are [B, C] (the spatial max and its flat cell), *keys* [B]."""
+    def update(self, maxima: torch.Tensor, cells: torch.Tensor, keys: torch.Tensor, found=None) -> None:
+        """Add a batch: *maxima* and *cells* are [B, C] (the ranked value and its flat cell), *keys* [B]; *found*
+        (:class:`~imagemachines.index.peaks.Peaks`, optional) says where each maximum lies."""
         v = maxima.float().T
         kk = keys.to(v.device).view(1, -1).expand_as(v)
         c = cells.T.to(torch.int64)
@@ -63,6 +71,12 @@ class UnitAccumulator:
         self.total_sq += (d * d).sum(0)
         self.low = torch.minimum(self.low, d.min(0).values)
         self.high = torch.maximum(self.high, d.max(0).values)
+        if found is not None:
+            edge = found.border.to(self.border.device)
+            self.border += edge.sum(0, dtype=torch.int64)
+            on_edge = torch.where(edge, found.peak.to(self.border.device).double(), float("-inf"))
+            self.edge_high = torch.maximum(self.edge_high, on_edge.max(0).values)
+            self.inner_high = torch.maximum(self.inner_high, found.inner.to(self.border.device).double().max(0).values)
 
     def _take(self, v, kk, c, bv=None, bk=None, bc=None) -> None:
         """Keep the best k of (kept top ∪ v) and the lowest k of (kept bottom ∪ bv, default v)."""
@@ -85,9 +99,12 @@ class UnitAccumulator:
         self.total_sq += other.total_sq
         self.low = torch.minimum(self.low, other.low)
         self.high = torch.maximum(self.high, other.high)
+        self.border += other.border
+        self.edge_high = torch.maximum(self.edge_high, other.edge_high)
+        self.inner_high = torch.maximum(self.inner_high, other.inner_high)
 
     FIELDS = ("top_v", "top_key", "top_cell", "bot_v", "bot_key", "bot_cell", "count", "total", "total_sq",
-              "low", "high")
+              "low", "high", "border", "edge_high", "inner_high")
 
     def tensors(self, prefix: str) -> dict[str, torch.Tensor]:
         """The state as named CPU tensors (for safetensors)."""

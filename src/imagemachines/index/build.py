@@ -21,6 +21,7 @@ from imagemachines import __version__
 from imagemachines.errors import UserError
 from imagemachines.index.duplicates import duplicate_groups
 from imagemachines.index.metadata import find_subset_csv, read_metadata
+from imagemachines.index.peaks import DEFAULT_RANKING, LEGACY_RANKING, border_chance, check_ranking
 from imagemachines.index.scan import scan_folder
 from imagemachines.index.store import DATABASE, FORMAT, MANIFEST, connect, read_manifest, write_manifest
 from imagemachines.models.loaded import LoadedModel
@@ -71,9 +72,10 @@ def default_out(image_dir: Path, model: LoadedModel) -> Path:
     return image_dir.parent / "index" / f"{image_dir.name}-{slug}"
 
 
-def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool, similarity) -> dict:
+def _settings(model: LoadedModel, image_dir: Path, layers: list[str], k: int, pooled: bool, similarity,
+              ranking: str) -> dict:
     return {"format": FORMAT, "weights_id": model.weights_id, "image_root": str(Path(image_dir).resolve()),
-            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled,
+            "image_size": model.input_size, "layers": layers, "k": k, "pooled": pooled, "ranking": ranking,
             "similarity": similarity.as_dict() if similarity is not None else None}
 
 
@@ -98,7 +100,7 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
     if rebuild and db.exists():
         for name in (MANIFEST, DATABASE, DATABASE + "-wal", DATABASE + "-shm"):
             (out / name).unlink(missing_ok=True)
-        for folder in ("chunks", "layers", "pooled", "similar"):
+        for folder in ("chunks", "layers", "maxima", "pooled", "similar"):
             shutil.rmtree(out / folder, ignore_errors=True)
     if out.is_dir() and any(out.iterdir()) and not db.exists():
         raise UserError(f"--out {out} is a folder that holds other files, not an index. Give an empty or new "
@@ -112,6 +114,8 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
                 conn.execute("INSERT INTO settings (name, value) VALUES ('build', ?)", (json.dumps(settings),))
             return
         old = json.loads(row[0])
+        if "ranking" not in old:  # made before rankings and border counts were recorded
+            old["ranking"] = f"{LEGACY_RANKING} (no border counts)"
         if "similarity" not in old and settings["similarity"] is not None:
             # an index made before the similarity modes: every chunk is computed again (one pass) to add them
             old["similarity"] = settings["similarity"]
@@ -144,12 +148,15 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
                 metadata: Path | None = None, batch_size: int | None = None, progress: bool = True,
                 workers: int | None = None, chunk_size: int = DEFAULT_CHUNK, rebuild: bool = False,
                 rehash: bool = False, model_ref: str | None = None, weights: str | None = None,
-                images: Sequence[Path | str] | None = None) -> Path:
+                images: Sequence[Path | str] | None = None, ranking: str = DEFAULT_RANKING) -> Path:
     """Index *image_dir* for *model*; returns the index directory (see the module doc). Incremental and
     resumable: run it again after adding, changing or removing images, or after an interruption.
 
     *images* (paths in *image_dir*, e.g. from :func:`imagemachines.index.sampling.sample_images`) indexes only
     those; run again with other images, the index follows (as if the others had been removed).
+
+    *ranking* says where a unit's value on a painting is taken (:mod:`imagemachines.index.peaks`): ``interior``
+    (default), ``reflect`` or ``full``.
 
     *model_ref* / *weights* record how to load the model again (for ``examples``); by default the model's
     name. Under torchrun (``WORLD_SIZE`` > 1) the processes share the work and rank 0 writes the result.
@@ -162,12 +169,13 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
         raise UserError("--batch-size must be at least 1.")
     if chunk_size < 1:
         raise UserError("--chunk must be at least 1.")
+    check_ranking(ranking)
     image_dir = Path(image_dir)
     names = choose_layers(model, layers)
     shapes = {n: model.layer(n) for n in names}
     out = Path(out) if out is not None else default_out(image_dir, model)
     similarity = _similarity(model, pooled)
-    settings = _settings(model, image_dir, names, k, pooled, similarity)
+    settings = _settings(model, image_dir, names, k, pooled, similarity, ranking)
     dist = distributed.from_env()
     device = distributed.setup(dist, model.device)
     if device != model.device:
@@ -178,7 +186,8 @@ def build_index(model: LoadedModel, image_dir: Path, out: Path | None = None, *,
             _prepare_dir(out, settings, rebuild)
         distributed.barrier(dist)
         return _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers,
-                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None, similarity)
+                      chunk_size, rehash, model_ref, weights, dist, files if dist.main else None, ranking,
+                      similarity)
     finally:
         distributed.teardown(dist)
 
@@ -206,7 +215,7 @@ def _only(files: list, image_dir: Path, images: Sequence[Path | str]) -> list:
 
 
 def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size, progress, workers, chunk_size,
-           rehash, model_ref, weights, dist, files, similarity=None) -> Path:
+           rehash, model_ref, weights, dist, files, ranking, similarity=None) -> Path:
     from tqdm.auto import tqdm
 
     from imagemachines.index.merge import HIST_BINS, QUANTILES, merge_all
@@ -247,7 +256,7 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
         with tqdm(total=todo, desc=f"indexing {image_dir.name}", unit="img", dynamic_ncols=True,
                   disable=not progress or not dist.main or todo == 0) as bar:
             run_chunks(model, image_dir, out, conn, mine, channels, k, pooled=pooled, batch_size=bs,
-                       workers=nworkers, on_batch=bar.update, similarity=similarity)
+                       workers=nworkers, on_batch=bar.update, similarity=similarity, ranking=ranking)
         distributed.barrier(dist)
         if dist.main:
             left = conn.execute("SELECT COUNT(*) FROM chunks WHERE state = 'planned'").fetchone()[0]
@@ -267,7 +276,9 @@ def _build(model, image_dir, out, names, shapes, k, pooled, metadata, batch_size
                 "image_root": str(image_dir.resolve()), "image_size": model.input_size,
                 "layers": channels,
                 "layer_shapes": {nm: [shapes[nm].channels, shapes[nm].height, shapes[nm].width] for nm in names},
-                "k": k, "pooled": pooled, "n_images": n, "n_unreadable": len(bad),
+                "k": k, "pooled": pooled, "ranking": ranking,
+                "border_chance": {nm: border_chance(shapes[nm].height, shapes[nm].width) for nm in names},
+                "n_images": n, "n_unreadable": len(bad),
                 **({"similarity": similarity.as_dict()} if similarity is not None else {}),
                 "unreadable": [list(b) for b in bad[:200]],
                 "n_duplicates": sum(len(g) - 1 for g in copies), "duplicates": copies[:200],

@@ -1,4 +1,4 @@
-"""`imagemachines index` and `imagemachines examples`."""
+"""`imagemachines index`, `imagemachines examples` and `imagemachines export`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def index(
     rebuild: bool = typer.Option(False, "--rebuild", help="Replace an index made with other settings in --out."),
     rehash: bool = typer.Option(False, "--rehash", help="Hash every file again (else only files whose size or "
                                                         "modification time changed)."),
+    ranking: str = typer.Option("interior", help="Where a unit's value on a painting is taken: interior (its "
+                                                 "maximum over the cells off the map's border; default), reflect "
+                                                 "(the painting mirrored outward, its maximum over the painting's "
+                                                 "cells) or full (every cell). See docs/examples.md."),
 ) -> None:
     """Index a collection: every chosen unit's top/bottom-k images (with the position of their strongest spot),
     its distribution over the collection, and each image's pooled activations.
@@ -39,11 +43,13 @@ def index(
     from rich.console import Console
 
     from imagemachines.index.build import build_index
+    from imagemachines.index.peaks import check_ranking
     from imagemachines.index.query import open_index
     from imagemachines.index.scan import scan_folder
     from imagemachines.models import load_model
     from imagemachines.train.distributed import from_env
 
+    check_ranking(ranking)
     scan_folder(image_dir)  # a missing or empty folder is reported before the model loads
     ref = str(Path(model).resolve()) if Path(model).is_dir() else model
     if weights and Path(weights).expanduser().is_file():
@@ -51,7 +57,7 @@ def index(
     loaded = load_model(ref, weights=weights, device=device)
     path = build_index(loaded, image_dir, out, layers=layers, k=k, pooled=pooled, metadata=metadata,
                        batch_size=batch_size, workers=workers, chunk_size=chunk, rebuild=rebuild, rehash=rehash,
-                       model_ref=ref, weights=weights)
+                       model_ref=ref, weights=weights, ranking=ranking)
     if from_env().main:
         idx = open_index(path)
         bad = idx.unreadable()
@@ -116,7 +122,30 @@ def examples(
     typer.echo(str(page))
 
 
+def export(
+    index_dir: Path = typer.Argument(..., help="An index folder made by `imagemachines index`."),
+    layer: str = typer.Option(..., help="Layer(s) to export, comma-separated."),
+    out: Path = typer.Option(..., help="The table: a file ending in .csv or .parquet (Parquet needs pyarrow)."),
+    values: str = typer.Option("max", help="max (the unit's value as ranked: the examples' scale), mean (the "
+                                           "pooled activation) or both."),
+    units: str = typer.Option("all", help="Units of each layer: all, N, A-B or a comma list like 0-7,12."),
+) -> None:
+    """The painting × unit table of an index with every painting's metadata, as CSV (spreadsheet-safe) or Parquet:
+    one row per painting, one column per unit, for statistics of your own."""
+    from rich.console import Console
+
+    from imagemachines.index.export import export_table
+    from imagemachines.index.query import open_index
+
+    idx = open_index(index_dir)
+    layers = [name.strip() for name in layer.split(",") if name.strip()]
+    path = export_table(idx, out, layers, values=values, units=units)
+    Console(stderr=True, highlight=False).print(f"Wrote {idx.n_images} paintings × {', '.join(layers)} to {path}")
+    typer.echo(str(path))
+
+
 def register(app: typer.Typer) -> None:
-    """Add `index` and `examples` to the main app."""
+    """Add `index`, `examples` and `export` to the main app."""
     app.command()(index)
     app.command()(examples)
+    app.command()(export)

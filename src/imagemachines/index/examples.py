@@ -1,8 +1,10 @@
 """``examples``: a unit's top (or bottom) paintings as an offline HTML contact sheet and a CSV.
 
 Each example shows the painting with the unit's activation map as a heat overlay (toggle in the page), the
-crop around the strongest cell, value, percentile, position and metadata; beside them the unit's render
-(made with the default method at a small size, so that it stays quick on a CPU; ``render=False`` skips it).
+crop around the strongest cell, value, percentile, position, the photograph's size and source, and metadata;
+beside them the unit's render (made with the default method at a small size, so that it stays quick on a CPU;
+``render=False`` skips it), how the examples were ranked, whether the unit peaks on the border of its map, and
+which metadata values its top paintings over-represent (:mod:`imagemachines.index.unit_notes`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class ExampleCard:
     image: str  # file names relative to the page
     heat: str
     crop: str
+    photo: str = ""  # the photograph: size in pixels and source
+    on_border: bool = False
     meta: dict[str, str] = field(default_factory=dict)
     links: list[tuple[str, str]] = field(default_factory=list)
 
@@ -71,14 +75,20 @@ def load_index_model(index: CollectionIndex, model: str | None = None, weights: 
     return loaded
 
 
-def _crop(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
-    """The box grown to a square at least a quarter of the image's shorter side, clipped to the image."""
+def crop_square(size: tuple[int, int], box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The strongest region of an image of *size* (width, height): *box* grown to a square at least a quarter of
+    the image's shorter side, clipped to the image; (left, top, right, bottom)."""
+    width, height = size
     x0, y0, x1, y1 = box
-    side = max(x1 - x0, y1 - y0, min(img.size) // 4, 8)
+    side = max(x1 - x0, y1 - y0, min(size) // 4, 8)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    left = int(max(0, min(img.width - side, cx - side / 2)))
-    top = int(max(0, min(img.height - side, cy - side / 2)))
-    return img.crop((left, top, min(img.width, left + side), min(img.height, top + side))).resize((CROP, CROP))
+    left = int(max(0, min(width - side, cx - side / 2)))
+    top = int(max(0, min(height - side, cy - side / 2)))
+    return left, top, min(width, left + side), min(height, top + side)
+
+
+def _crop(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    return img.crop(crop_square(img.size, box)).resize((CROP, CROP))
 
 
 def _links(meta: dict[str, str]) -> list[tuple[str, str]]:
@@ -95,11 +105,13 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
     from tqdm.auto import tqdm
 
     from imagemachines.index.maps import activation_maps, heat_overlay
+    from imagemachines.index.unit_notes import photo_line, unit_notes
     from imagemachines.report import write_html
 
     index.check_unit(layer, channel)
     examples = index.examples(layer, channel, k=k, negative=negative)
     stats = index.stats(layer, channel)
+    notes = unit_notes(index, layer, channel, negative=negative)
     out = Path(out)
     planned = {f"{ex.rank:03d}{part}.jpg" for ex in examples for part in ("", "-crop", "-heat")} | {RENDER}
     record = PictureRecord(out / "files", OWN_NAMES, legacy_marker=out / "examples.csv").start(planned)
@@ -124,17 +136,18 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
             crop = f"files/{stem}-crop.jpg"
             _crop(img, ex.box).save(out / crop, quality=88)
             if model is not None:
-                amap = activation_maps(model, [img], layer, [channel])[0, 0]
+                amap = activation_maps(model, [img], layer, [channel], ranking=index.ranking)[0, 0]
                 heat = f"files/{stem}-heat.jpg"
                 heat_overlay(small, amap, alpha=0.55, vmax=max(stats.max, 1e-6)).save(out / heat, quality=88)
         meta = dict(info.meta)
         if img is None:
             meta = {"unreadable now": why, **meta}
         cards.append(ExampleCard(ex.rank, info.path, ex.value, ex.percentile, ex.cell, ex.box, thumb, heat, crop,
-                                 meta, _links(meta)))
+                                 photo_line(info), ex.on_border, meta, _links(meta)))
         rows.append({"rank": ex.rank, "path": info.path, "value": f"{ex.value:.6g}",
                      "percentile": f"{ex.percentile:.2f}", "row": ex.cell[0], "col": ex.cell[1],
                      "x0": ex.box[0], "y0": ex.box[1], "x1": ex.box[2], "y1": ex.box[3],
+                     "on_border": int(ex.on_border), "image_width": info.width, "image_height": info.height,
                      **{c: info.meta.get(c, "") for c in columns}})
     render_file = ""
     render_value = None
@@ -150,7 +163,8 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
                    | ({RENDER} if render_file else set()))
     buf = io.StringIO()
     writer = csvfiles.dict_writer(buf, fieldnames=["rank", "path", "value", "percentile", "row", "col",
-                                             "x0", "y0", "x1", "y1", *columns])
+                                                   "x0", "y0", "x1", "y1", "on_border", "image_width",
+                                                   "image_height", *columns])
     writer.writeheader()
     writer.writerows(rows)
     atomic_write(out / "examples.csv", lambda tmp: tmp.write_text(buf.getvalue(), encoding="utf-8"))
@@ -163,5 +177,5 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
         unit=unit_name, model=index.model_name, side=side, cards=cards, stats=stats, n_images=index.n_images,
         image_root=str(index.image_root), render_file=render_file, render_value=render_value,
         ratio=(render_value / stats.max if render_value is not None and stats.max > 0 else None),
-        has_heat=any(c.heat for c in cards),
+        has_heat=any(c.heat for c in cards), notes=notes,
     )

@@ -1,4 +1,5 @@
-"""Merge the done chunks into the final per-layer files: exact top/bottom-k, statistics, histogram, pooled rows.
+"""Merge the done chunks into the final per-layer files: exact top/bottom-k, statistics, border counts, histogram,
+every image's values and pooled rows.
 
 Image ids (rows) are given here: the indexed images sorted by path get 0..n-1, so an index updated
 incrementally equals one rebuilt from scratch. Collection-wide quantiles and percentiles come from a fixed
@@ -21,6 +22,7 @@ from imagemachines.index.store import (
     chunk_file,
     layer_file,
     load_tensors,
+    maxima_file,
     pooled_file,
     save_tensors,
     write_array_streaming,
@@ -104,17 +106,25 @@ def merge_layer(index_dir: Path, chunks: list[int], layer: str, channels: int, k
         "top_cell": acc.top_cell, "bottom_value": acc.bot_v,
         "bottom_image": _rows(acc.bot_key.flatten(), sorted_keys, rows).view_as(acc.bot_key),
         "bottom_cell": acc.bot_cell, "count": acc.count, "mean": mean, "std": std, "min": low, "max": high,
-        "histogram": hist, "quantiles": quantiles_from_histogram(hist, low, high),
+        "histogram": hist, "quantiles": quantiles_from_histogram(hist, low, high), "border": acc.border,
+        "edge_high": acc.edge_high, "inner_high": acc.inner_high,
     }
     save_tensors(layer_file(index_dir, layer), {n: t.contiguous() for n, t in tensors.items()})
-    if pooled:
+
+    def rows_of(kind: str):
         def fill(arr: np.ndarray) -> None:
             for cid in chunks:
-                t = load_tensors(chunk_file(index_dir, cid), ["keys", f"{layer}/pooled"])
+                t = load_tensors(chunk_file(index_dir, cid), ["keys", f"{layer}/{kind}"])
                 if t["keys"].numel():
-                    arr[_rows(t["keys"], sorted_keys, rows).numpy()] = t[f"{layer}/pooled"].numpy()
+                    arr[_rows(t["keys"], sorted_keys, rows).numpy()] = t[f"{layer}/{kind}"].numpy()
 
-        write_array_streaming(pooled_file(index_dir, layer), "pooled", (n_images, channels), np.float16, fill)
+        return fill
+
+    write_array_streaming(maxima_file(index_dir, layer), "maxima", (n_images, channels), np.float16,
+                          rows_of("maxima"))
+    if pooled:
+        write_array_streaming(pooled_file(index_dir, layer), "pooled", (n_images, channels), np.float16,
+                              rows_of("pooled"))
     else:
         pooled_file(index_dir, layer).unlink(missing_ok=True)
 

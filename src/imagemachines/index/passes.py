@@ -1,8 +1,10 @@
 """The forward pass: one tapped pass per batch over every chosen layer, summarised per unit and per image.
 
-For each layer and image: the spatial maximum of every unit, the cell where it is, and the spatial mean
-(the pooled activation). Per chunk of images, the summaries feed a :class:`UnitAccumulator` per layer and are
-written to the chunk's file; memory is one chunk's pooled rows plus units × k.
+For each layer and image: every unit's value (its maximum as the index's ranking takes it, see
+:mod:`imagemachines.index.peaks`), the cell where it is, whether the maximum over all cells is on the map's
+border, and the spatial mean (the pooled activation). Per chunk of images, the summaries feed a
+:class:`UnitAccumulator` per layer and are written to the chunk's file; memory is one chunk's pooled rows plus
+units × k.
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ from pathlib import Path
 import torch
 
 from imagemachines.index.accumulate import UnitAccumulator
+from imagemachines.index.peaks import DEFAULT_RANKING, LEGACY_RANKING, network_input, painting_cells, peaks
 from imagemachines.index.similarity_vectors import SimilaritySpec
 from imagemachines.index.store import chunk_file, save_tensors
 from imagemachines.models.loaded import LoadedModel
 from imagemachines.train.data import ImageFiles, Sample, collate
 
 
-def summarise(outputs: dict[str, torch.Tensor], layers: Sequence[str]) -> dict[str, tuple]:
-    """Per layer: (maxima [B, C], flat cell of the maximum [B, C], spatial mean [B, C])."""
+def summarise(outputs: dict[str, torch.Tensor], layers: Sequence[str], ranking: str = LEGACY_RANKING,
+              shapes: dict[str, tuple[int, int]] | None = None) -> dict[str, tuple]:
+    """Per layer: (:class:`~imagemachines.index.peaks.Peaks` [B, C] each, spatial mean [B, C]), over the cells
+    that cover the painting (*shapes*: each layer's map size, for ``reflect``)."""
     result = {}
     for name in layers:
         a = outputs[name]
+        if shapes is not None and name in shapes:
+            a = painting_cells(a, ranking, shapes[name])
         flat = a.flatten(2) if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1)
-        flat = flat.float()
-        maxima, cells = flat.max(dim=2)
-        result[name] = (maxima, cells, flat.mean(dim=2))
+        result[name] = (peaks(a, ranking), flat.float().mean(dim=2))
     return result
 
 
@@ -41,9 +46,11 @@ def preprocess(model: LoadedModel):
 
 def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Connection, chunks: list[int],
                layers: dict[str, int], k: int, *, pooled: bool, batch_size: int, workers: int,
-               on_batch: Callable[[int], None] | None = None, similarity: SimilaritySpec | None = None) -> int:
+               on_batch: Callable[[int], None] | None = None, similarity: SimilaritySpec | None = None,
+               ranking: str = DEFAULT_RANKING) -> int:
     """Process *chunks* (ids from the table) and commit each; returns the number of images read. With
-    *similarity*, also each image's raw similarity vectors (its layers are tapped in the same pass)."""
+    *similarity*, also each image's raw similarity vectors (its layers are tapped in the same pass, over the
+    cells that cover the painting, as the units' values are under *ranking*)."""
     plan: list[tuple[int, list[int]]] = []
     samples: list[Sample] = []
     keys: list[int] = []
@@ -65,7 +72,9 @@ def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Co
         return 0
     loader = torch.utils.data.DataLoader(ImageFiles(samples, preprocess(model)), batch_sampler=batches,
                                          collate_fn=collate, num_workers=workers)
-    tap = model.tap(list(dict.fromkeys([*layers, *(similarity.layers if similarity else [])])))
+    tapped = list(dict.fromkeys([*layers, *(similarity.layers if similarity else [])]))
+    tap = model.tap(tapped)
+    shapes = {name: (model.layer(name).height, model.layer(name).width) for name in tapped}
     if similarity is not None:
         from imagemachines.index.similarity_store import batch_vectors, projections
 
@@ -79,12 +88,13 @@ def run_chunks(model: LoadedModel, root: Path, index_dir: Path, conn: sqlite3.Co
             if batch.bad:
                 state.bad += [(keys[i], why) for i, why in batch.bad]
             if len(batch):
-                x = batch.images.to(device, non_blocking=True)
+                x = network_input(batch.images.to(device, non_blocking=True), ranking)
                 outputs = tap(x)
-                summary = summarise(outputs, list(layers))
+                summary = summarise(outputs, list(layers), ranking, shapes)
                 state.add(summary, key_tensor[batch.indices], pooled)
                 if similarity is not None:
-                    state.add_similar(batch_vectors(outputs, similarity, projection))
+                    painted = {name: painting_cells(outputs[name], ranking, shapes[name]) for name in similarity.layers}
+                    state.add_similar(batch_vectors(painted, similarity, projection))
             if on_batch is not None:
                 on_batch(len(batch) + len(batch.bad))
             last_of_chunk = b + 1 == len(batches) or owner[b + 1] != pos
@@ -106,9 +116,9 @@ class _ChunkState:
 
     def add(self, summary: dict[str, tuple], keys: torch.Tensor, pooled: bool) -> None:
         self.rows.append(keys)
-        for name, (maxima, cells, mean) in summary.items():
-            self.accs[name].update(maxima, cells, keys)
-            self.maxima[name].append(maxima.to("cpu", torch.float16))
+        for name, (found, mean) in summary.items():
+            self.accs[name].update(found.value, found.cell, keys, found)
+            self.maxima[name].append(found.value.to("cpu", torch.float16))
             if pooled:
                 self.pooled[name].append(mean.to("cpu", torch.float16))
 

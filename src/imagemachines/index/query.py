@@ -12,9 +12,23 @@ import numpy as np
 
 from imagemachines.errors import UnitOutOfRange, UnknownLayer, UserError, did_you_mean
 from imagemachines.index.duplicates import duplicate_groups, hidden_copies
-from imagemachines.index.records import Example, ImageInfo, UnitStats
+from imagemachines.index.peaks import LEGACY_RANKING, border_chance, has_border
+from imagemachines.index.records import BorderStats, Example, ImageInfo, UnitStats
 from imagemachines.index.scan import image_path
-from imagemachines.index.store import DATABASE, MANIFEST, layer_file, open_array, pooled_file, read_manifest
+from imagemachines.index.store import (
+    DATABASE,
+    MANIFEST,
+    layer_file,
+    maxima_file,
+    open_array,
+    pooled_file,
+    read_manifest,
+)
+
+LEGACY_NOTE = ("This index was made before imagemachines recorded where a unit's maximum lies: its examples are "
+               "ranked over every cell of the map, border included (ranking 'full'), and how often each unit peaks "
+               "on the border is unknown. Rebuild it (`imagemachines index … --rebuild`) to rank by the interior "
+               "and see border units flagged.")
 
 SAME_VALUE = 1e-5  # relative: float32 sums in another order (threads, batch size) differ by far less than this
 
@@ -55,6 +69,9 @@ class CollectionIndex:
         self.layers: list[str] = list(manifest["layers"])
         self.k: int = int(manifest["k"])
         self.n_images: int = int(manifest["n_images"])
+        self.ranking: str = manifest.get("ranking") or LEGACY_RANKING
+        self.note: str | None = None if "ranking" in manifest else LEGACY_NOTE
+        self._facets: list | None = None
         self._layer_cache: dict[str, dict[str, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -182,10 +199,52 @@ class CollectionIndex:
                 continue
             info = self.image(int(image_id))
             cell = (int(cell_index) // w, int(cell_index) % w)
+            edge = has_border(h, w) and (cell[0] in (0, h - 1) or cell[1] in (0, w - 1))
             out.append(Example(len(out) + 1, info.id, float(value), cell,
                                self.box(layer, cell, info.width, info.height),
-                               self.percentile(layer, channel, float(value))))
+                               self.percentile(layer, channel, float(value)), edge))
         return out
+
+    def example_ids(self, layer: str, channel: int, *, k: int | None = None, negative: bool = False) -> list[int]:
+        """The image ids of the unit's top (or bottom) *k* (default: all the index kept), best first."""
+        self.check_unit(layer, channel)
+        ids = self._layer(layer)[f"{'bottom' if negative else 'top'}_image"][channel]
+        return [int(i) for i in ids[:k]]
+
+    def border(self, layer: str, channel: int) -> BorderStats | None:
+        """How often the unit's maximum lies on the border of its map; None for an index made before that was
+        recorded (see :attr:`note`)."""
+        self.check_unit(layer, channel)
+        d = self._layer(layer)
+        if "border" not in d:
+            return None
+        h, w = self._shape(layer)
+        chance = self.manifest.get("border_chance", {}).get(layer, border_chance(h, w))
+        high = {name: float(d[name][channel]) if name in d and math.isfinite(float(d[name][channel])) else None
+                for name in ("edge_high", "inner_high")}
+        return BorderStats(int(d["border"][channel]), int(d["count"][0]), float(chance), **high)
+
+    def border_units(self, layer: str) -> list[int]:
+        """The flagged border units of *layer* (empty for an index without border counts)."""
+        return [c for c in range(self.channels(layer)) if (b := self.border(layer, c)) is not None and b.flagged]
+
+    def facets(self) -> list:
+        """The collection's metadata facets (:func:`imagemachines.index.enrichment.collection_facets`), cached."""
+        from imagemachines.index.enrichment import collection_facets
+
+        with self._lock:
+            if self._facets is None:
+                self._facets = collection_facets(self.images())
+            return self._facets
+
+    def enrichment(self, layer: str, channel: int, *, k: int | None = None, negative: bool = False) -> list:
+        """How over-represented each metadata value is among the unit's top (or bottom) *k* paintings (default:
+        all the index kept) against the whole collection: :func:`imagemachines.index.enrichment.enrich`."""
+        from imagemachines.index.enrichment import enrich
+
+        if k is not None and k < 1:
+            raise UserError("k must be at least 1.")
+        return enrich(self.facets(), self.example_ids(layer, channel, k=k, negative=negative))
 
     def stats(self, layer: str, channel: int) -> UnitStats:
         self.check_unit(layer, channel)
@@ -218,6 +277,16 @@ class CollectionIndex:
         b = min(int(pos), len(hist) - 1)
         below = hist[:b].sum() + hist[b] * min(pos - b, 1.0)
         return float(100.0 * below / total)
+
+    def maxima(self, layer: str) -> np.ndarray:
+        """[n_images, channels] float16: every image's value of every unit of *layer* (as ranked; row = image
+        id), memory-mapped."""
+        self.check_layer(layer)
+        f = maxima_file(self.path, layer)
+        if not f.is_file():
+            raise IndexError_(f"{f} is missing: the index was made by an older imagemachines. Rebuild it "
+                              "(`imagemachines index … --rebuild`).")
+        return open_array(f, "maxima")
 
     # -- pooled activations ----------------------------------------------------------------------------------
     def pooled(self, layer: str) -> np.ndarray | None:

@@ -53,6 +53,7 @@ class Example:
     cell: tuple[int, int]
     box: tuple[int, int, int, int]
     percentile: float
+    on_border: bool = False  # the cell lies on the map's outer ring (never with the ``interior`` ranking)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,3 +72,69 @@ class UnitStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# A unit is flagged as a border unit when its maximum lies on the border of its map for at least BORDER_SHARE of
+# the collection's paintings and at least BORDER_RATIO times as often as the border's share of the map's cells, or
+# when its strongest border peak in the collection is at least EDGE_STRENGTH times its strongest value inside the
+# maps (its top paintings would be border peaks, ranked over the whole map).
+BORDER_SHARE = 0.5
+BORDER_RATIO = 1.5
+EDGE_STRENGTH = 1.25
+
+
+@dataclass(frozen=True)
+class BorderStats:
+    """How often a unit's maximum over a painting (over all its cells, whatever the ranking) lies on the border of
+    the unit's map: *paintings* of *count* images; *chance* is the border's share of the map's cells. *edge_high*:
+    the highest of those border maxima (None: no painting peaks on the border); *inner_high*: the unit's highest
+    value inside the maps (None: unknown)."""
+
+    paintings: int
+    count: int
+    chance: float
+    edge_high: float | None = None
+    inner_high: float | None = None
+
+    @property
+    def share(self) -> float:
+        return self.paintings / self.count if self.count else 0.0
+
+    @property
+    def strength(self) -> float | None:
+        """How much stronger the unit's strongest border peak is than its strongest value inside (None: no border
+        peak or nothing inside to compare with; inf when only the border is positive)."""
+        if self.edge_high is None or self.inner_high is None or self.edge_high <= 0:
+            return None
+        return self.edge_high / self.inner_high if self.inner_high > 0 else float("inf")
+
+    @property
+    def by_share(self) -> bool:
+        return self.chance > 0 and self.share >= BORDER_SHARE and self.share >= BORDER_RATIO * self.chance
+
+    @property
+    def by_strength(self) -> bool:
+        return self.chance > 0 and self.strength is not None and self.strength >= EDGE_STRENGTH
+
+    @property
+    def flagged(self) -> bool:
+        """A border unit: its strongest spot is on the edge of the picture far more often than position alone
+        explains, or its strongest responses of all are border peaks (see BORDER_SHARE, BORDER_RATIO,
+        EDGE_STRENGTH)."""
+        return self.by_share or self.by_strength
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "share": self.share, "strength": self.strength, "flagged": self.flagged,
+                "text": self.text()}
+
+    def text(self) -> str:
+        """``"peaks on the border in 64 % of 458 paintings (border: 49 % of the map)"``, and when its border
+        peaks are its strongest responses: ``"; its strongest border peak (1.95) is 2.7× its strongest value
+        inside (0.72)"``."""
+        text = (f"peaks on the border in {100 * self.share:.0f} % of {self.count} paintings "
+                f"(border: {100 * self.chance:.0f} % of the map)")
+        if self.by_strength:
+            times = "infinitely" if self.strength == float("inf") else f"{self.strength:.1f}×"
+            text += (f"; its strongest border peak ({self.edge_high:.3g}) is {times} its strongest value inside "
+                     f"({self.inner_high:.3g})")
+        return text

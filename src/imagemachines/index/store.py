@@ -5,7 +5,9 @@
     images.sqlite             one row per image: path, sha256, size, metadata, state, chunk, row (WAL journal)
     chunks/chunk-NNNNNN.safetensors   the work of one chunk of images: per-layer top/bottom-k state, sums,
                               pooled activations and spatial maxima (float16) of its images
-    layers/LAYER.safetensors  the merged result: top/bottom-k (values, image rows, cells), statistics, histogram
+    layers/LAYER.safetensors  the merged result: top/bottom-k (values, image rows, cells), statistics, histogram,
+                              per unit the number of images whose maximum lies on the map's border
+    maxima/LAYER.safetensors  [n_images, channels] float16 every image's value of every unit (as ranked)
     pooled/LAYER.safetensors  [n_images, channels] float16 pooled activations, rows in image-id order
 
 A chunk counts only once its file is written (atomically) *and* the table marks it done (one transaction),
@@ -76,6 +78,10 @@ def chunk_file(path: Path, chunk: int) -> Path:
 
 def layer_file(path: Path, layer: str) -> Path:
     return Path(path) / "layers" / f"{safe_name(layer)}.safetensors"
+
+
+def maxima_file(path: Path, layer: str) -> Path:
+    return Path(path) / "maxima" / f"{safe_name(layer)}.safetensors"
 
 
 def pooled_file(path: Path, layer: str) -> Path:

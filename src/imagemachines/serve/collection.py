@@ -166,18 +166,22 @@ class Workbench:
         return self.pictures.get_or_make(("thumb", *key, size), make)
 
     # -- activations --------------------------------------------------------------------------------------
-    def layer_maps(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str) -> np.ndarray:
-        """All channels' activation maps of *layer* over *image*: [channels, h, w] float32 (cached)."""
+    def layer_maps(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str,
+                   ranking: str = "full") -> np.ndarray:
+        """All channels' activation maps of *layer* over *image*: [channels, h, w] float32 (cached), as an index of
+        *ranking* sees the painting (only ``reflect`` changes the maps)."""
         from imagemachines.index.maps import activation_maps
+
+        ranking = "reflect" if ranking == "reflect" else "full"
 
         def make() -> np.ndarray:
             channels = range(model.layer(layer).channels)
             private, lock = self.worker(model)
             with lock:
-                maps = activation_maps(private, [image], layer, list(channels))
+                maps = activation_maps(private, [image], layer, list(channels), ranking=ranking)
             return np.ascontiguousarray(maps[0], dtype=np.float32)
 
-        return self.maps.get_or_make(("maps", model.name, *key, layer), make)
+        return self.maps.get_or_make(("maps", model.name, *key, layer, ranking), make)
 
     def explain(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, index, n_similar: int,
                 exclude: int | None = None, mode: str = "content"):
@@ -194,20 +198,21 @@ class Workbench:
         return self.explanations.get_or_make(("explain", model.name, *key, layer, where, n_similar, mode), make)
 
     def overlay(self, model: LoadedModel, key: tuple, image: Image.Image, layer: str, channel: int, size: int,
-                vmax: float | None) -> bytes:
-        """A JPEG of *image* (longer side *size*) with *channel*'s activation map over it."""
+                vmax: float | None, ranking: str = "full") -> bytes:
+        """A JPEG of *image* (longer side *size*) with *channel*'s activation map over it (as an index of
+        *ranking* sees the painting)."""
         from imagemachines.index.maps import heat_overlay
 
         size = snap_size(size)
         model.check_channel(layer, channel)
 
         def make() -> bytes:
-            heat = self.layer_maps(model, key, image, layer)[channel]
+            heat = self.layer_maps(model, key, image, layer, ranking)[channel]
             small = image.copy()
             small.thumbnail((size, size), Image.Resampling.LANCZOS)
             return encode(heat_overlay(small, heat, vmax=vmax))
 
-        return self.pictures.get_or_make(("overlay", model.name, *key, layer, channel, size, vmax), make)
+        return self.pictures.get_or_make(("overlay", model.name, *key, layer, channel, size, vmax, ranking), make)
 
 
 def rank_in_collection(explanation, index, k: int) -> tuple[list, list]:
@@ -230,7 +235,7 @@ def tie_sentences(explanation, by_value: list, by_percentile: list) -> list[str]
               "percentile": {h.channel: h.percentile for h in explanation.by_percentile}}
     out = []
     for tie in explanation.ties:
-        seen = [c for c in shown[tie.ranking] if values[tie.ranking].get(c) == tie.at]
+        seen = [c for c in shown[tie.by] if values[tie.by].get(c) == tie.at]
         if seen:
             out.append(tie_text({**tie.as_dict(), "shown": len(seen)}, explanation.ranked_at or explanation.layer))
     return out

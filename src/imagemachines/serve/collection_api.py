@@ -13,6 +13,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 
 from imagemachines.errors import UserError
+from imagemachines.index.unit_notes import photo_line, unit_notes
 from imagemachines.models import LOGITS, LoadedModel
 from imagemachines.serve.collection import (
     ServedIndex,
@@ -36,6 +37,7 @@ from imagemachines.serve.collection_schemas import (
     StatsOut,
     UnitExamplesOut,
     UnitHitOut,
+    UnitNotesOut,
     UploadOut,
 )
 from imagemachines.serve.schemas import Problem
@@ -162,10 +164,12 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         out = []
         for s in indexes.values():
             idx = s.index
-            layers = [IndexLayerOut(name=n, channels=s.model.layer(n).channels) for n in idx.layers]
+            layers = [IndexLayerOut(name=n, channels=s.model.layer(n).channels,
+                                    border_units=None if idx.note else idx.border_units(n)) for n in idx.layers]
             out.append(IndexOut(id=s.id, model=s.model.name, weights_id=idx.weights_id,
                                 folder=folder_name(idx.image_root), n_images=idx.n_images, k=idx.k,
-                                pooled=bool(idx.manifest.get("pooled", True)), layers=layers))
+                                pooled=bool(idx.manifest.get("pooled", True)), ranking=idx.ranking, note=idx.note,
+                                layers=layers))
         return out
 
     @router.get("/api/indexes/{index_id}/units/{layer}/{channel}", response_model=UnitExamplesOut,
@@ -173,7 +177,9 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
     def unit_examples(index_id: str, layer: str, channel: Channel, k: K = 12,
                       negative: Annotated[bool, Query(description="The bottom-k instead of the top-k.")] = False,
                       ) -> UnitExamplesOut:
-        """The paintings that drive a unit most (or least), with metadata and thumbnail and heat-overlay URLs."""
+        """The paintings that drive a unit most (or least), with metadata, the photograph's size and source, and
+        thumbnail and heat-overlay URLs; `notes` say how they were ranked, whether the unit is a border unit and
+        which metadata values its top (or bottom) k paintings of the index over-represent."""
         s = served(index_id)
         indexed_layer(s, layer)
         channels = s.model.layer(layer).channels
@@ -185,13 +191,15 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
             p = painting(s, int(ex.image_id), (layer, channel))
             examples.append(ExampleOut(**p.model_dump(), rank=ex.rank, value=float(ex.value),
                                        percentile=float(ex.percentile), cell=tuple(int(v) for v in ex.cell),
-                                       box=tuple(int(v) for v in ex.box)))
+                                       box=tuple(int(v) for v in ex.box), on_border=ex.on_border,
+                                       photo=photo_line(info(s, int(ex.image_id)))))
+        notes = unit_notes(s.index, layer, channel, negative=negative).as_dict()
         st = s.index.stats(layer, channel)
         stats = StatsOut(mean=st.mean, std=st.std, min=st.min, max=st.max,
                          quantiles={f"{q:g}": float(v) for q, v in st.quantiles.items()})
         return UnitExamplesOut(index=s.id, model=s.model.name, layer=layer, channel=channel,
                                label=unit_label(s.model, layer, channel), negative=negative, stats=stats,
-                               examples=examples)
+                               notes=UnitNotesOut(**notes), examples=examples)
 
     # -- paintings of an index ----------------------------------------------------------------------------
     @router.get("/api/indexes/{index_id}/images/{image_id}", response_model=ImagePageOut, responses=ERRORS)
@@ -225,7 +233,7 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         s.model.check_channel(layer, channel)
         vmax = float(s.index.stats(layer, channel).max) if layer in s.index.layers else None
         return jpeg(bench.overlay(s.model, ("index", s.id, image_id), bench.indexed_image(s, image_id), layer,
-                                  channel, size, vmax))
+                                  channel, size, vmax, s.index.ranking))
 
     # -- uploads ------------------------------------------------------------------------------------------
     def upload_context(index: str | None, model: str | None) -> tuple[LoadedModel, ServedIndex | None]:
@@ -288,7 +296,8 @@ def build_collection_router(indexes: Mapping[str, ServedIndex], models: Mapping[
         m, s = upload_context(index, model)
         m.check_channel(layer, channel)
         vmax = float(s.index.stats(layer, channel).max) if s is not None and layer in s.index.layers else None
-        return jpeg(bench.overlay(m, ("upload", up.id), up.image, layer, channel, size, vmax))
+        ranking = s.index.ranking if s is not None else "full"
+        return jpeg(bench.overlay(m, ("upload", up.id), up.image, layer, channel, size, vmax, ranking))
 
     return router
 

@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field
 class IndexLayerOut(BaseModel):
     name: str
     channels: int
+    border_units: list[int] | None = Field(None, description="Units flagged as border units (their maximum lies on "
+                                                             "the map's border for most paintings); None: unknown "
+                                                             "(an index made before border counts).")
 
 
 class IndexOut(BaseModel):
@@ -18,6 +21,8 @@ class IndexOut(BaseModel):
     n_images: int
     k: int = Field(description="Examples kept per unit and direction.")
     pooled: bool = Field(description="Whether similar-painting search is available.")
+    ranking: str = Field(description="Where a unit's value on a painting is taken: interior | reflect | full.")
+    note: str | None = Field(None, description="Set for an index made before rankings were recorded.")
     layers: list[IndexLayerOut]
 
 
@@ -47,10 +52,12 @@ class PaintingOut(BaseModel):
 
 class ExampleOut(PaintingOut):
     rank: int
-    value: float = Field(description="The unit's spatial maximum over the painting.")
+    value: float = Field(description="The unit's maximum over the painting, taken as the index's ranking says.")
     percentile: float
     cell: tuple[int, int] = Field(description="(row, col) of the maximum in the feature map.")
     box: tuple[int, int, int, int] = Field(description="(x0, y0, x1, y1) the cell covers in image pixels.")
+    on_border: bool = Field(description="The cell lies on the map's border (never with the interior ranking).")
+    photo: str = Field(description="The photograph: its size in pixels and, when the metadata names it, its source.")
 
 
 class StatsOut(BaseModel):
@@ -61,6 +68,48 @@ class StatsOut(BaseModel):
     quantiles: dict[str, float]
 
 
+class BorderOut(BaseModel):
+    paintings: int = Field(description="Paintings whose maximum (over every cell) lies on the map's border.")
+    count: int = Field(description="Paintings in the index.")
+    chance: float = Field(description="The border's share of the map's cells.")
+    edge_high: float | None = Field(description="The unit's strongest border peak in the collection (None: none).")
+    inner_high: float | None = Field(description="The unit's strongest value inside the maps.")
+    share: float
+    strength: float | None = Field(description="edge_high / inner_high (null: no border peak, or nothing "
+                                                 "positive inside).")
+    flagged: bool = Field(description="A border unit: a share of at least half the paintings and 1.5× chance, or a "
+                                      "strength of at least 1.25.")
+    text: str
+
+
+class EnrichmentOut(BaseModel):
+    facet: str = Field(description="A metadata column, 'image size', or a date column in 50-year bins.")
+    value: str
+    in_group: int
+    group: int
+    in_collection: int
+    collection: int
+    ratio: float = Field(description="Share among the unit's paintings / share in the collection.")
+    p: float = Field(description="One-sided exact (hypergeometric) p-value.")
+    p_adjusted: float = Field(description="Holm-corrected over every value tested.")
+    provenance: bool = Field(description="About the photograph (source, image size), not the painting.")
+    text: str = Field(description="For display: 'label: portrait ×4.6, p < 0.001'.")
+
+
+class UnitNotesOut(BaseModel):
+    ranking: str
+    ranking_text: str
+    legacy: str | None = Field(None, description="Set for an index made before rankings were recorded.")
+    border: BorderOut | None = Field(None, description="None for an index made before border counts.")
+    border_text: str | None = None
+    group: int = Field(description="The unit's top (or bottom) k paintings as indexed: what the statistics are about.")
+    collection: int
+    tested: int = Field(description="Metadata values tested (the correction's count).")
+    content: list[EnrichmentOut] = Field(description="Over-represented values of the paintings (p_adjusted < 0.05).")
+    provenance: list[EnrichmentOut] = Field(description="Over-represented values of the photographs.")
+    provenance_text: str | None = None
+
+
 class UnitExamplesOut(BaseModel):
     index: str
     model: str
@@ -69,6 +118,8 @@ class UnitExamplesOut(BaseModel):
     label: str | None = Field(None, description="Class name for logits.")
     negative: bool
     stats: StatsOut
+    notes: UnitNotesOut = Field(description="How the examples were ranked, whether the unit peaks on the border, "
+                                            "and which metadata values its paintings over-represent.")
     examples: list[ExampleOut]
 
 

@@ -97,6 +97,7 @@ async function showExamples() {
   const idx = currentIndex();
   const grid = $("ex-grid");
   const note = $("ex-note");
+  $("ex-notes").replaceChildren();
   if (!idx || !idx.layers.some((l) => l.name === S.layer)) {
     grid.replaceChildren();
     note.replaceChildren(`Layer ${S.layer} is not in this index. Indexed layers: `,
@@ -116,9 +117,28 @@ async function showExamples() {
   if (gen !== C.unitGen) return;
   const st = body.stats;
   note.textContent = `${C.neg ? "Least" : "Most"} activating of ${idx.n_images} paintings in ${idx.folder} · ` +
-    `collection max ${st.max.toFixed(2)}, mean ${st.mean.toFixed(2)}`;
+    `collection max ${st.max.toFixed(2)}, mean ${st.mean.toFixed(2)} · ${body.notes.ranking_text}`;
+  $("ex-notes").replaceChildren(...unitNotes(body.notes));
   grid.replaceChildren(...body.examples.map((ex) => exampleCard(ex)));
   grid.dataset.state = "done";
+}
+
+// What the unit's paintings can be trusted to say: a border unit, photographs of one kind, what they share.
+function unitNotes(n) {
+  const out = [];
+  if (n.legacy) out.push(el("p", { className: "ex-warn", id: "ex-legacy", textContent: n.legacy }));
+  if (n.border) {
+    out.push(el("p", { className: n.border.flagged ? "ex-warn" : "ex-note", id: "ex-border", textContent: n.border_text }));
+  }
+  if (n.provenance_text) out.push(el("p", { className: "ex-warn", id: "ex-provenance", textContent: n.provenance_text }));
+  const side = C.neg ? "bottom" : "top";
+  const found = n.content.map((e) => el("span", { className: "ex-chip", textContent: e.text,
+    title: `${e.in_group} of ${e.group} paintings; ${e.in_collection} of ${e.collection} in the collection` }));
+  out.push(el("p", { className: "ex-note", id: "ex-metadata" },
+    found.length ? `Over-represented among its ${side} ${n.group}: ` : `No metadata value stands out among its ${side} ${n.group} `,
+    ...found,
+    el("small", { textContent: ` (exact test, Holm's correction over ${n.tested} values)` })));
+  return out;
 }
 
 function fillIndexSelect(mine) {
@@ -138,6 +158,8 @@ function exampleCard(ex) {
     el("figcaption", {}, title,
       el("span", { className: "ex-meta", textContent: metaLine(ex.meta) }),
       el("span", { className: "ex-value", textContent: `#${ex.rank} · ${ex.value.toFixed(2)} · ${pct(ex.percentile)}` }),
+      el("span", { className: "ex-photo", textContent: ex.photo, title: `the photograph: ${ex.photo}` }),
+      ex.on_border ? el("span", { className: "ex-edge", textContent: "on the border" }) : null,
       ex.meta.link ? el("a", { className: "ex-link", href: ex.meta.link, target: "_blank", rel: "noopener noreferrer",
         textContent: linkText(ex.meta.link), onclick: (e) => e.stopPropagation() }) : null));
   card.dataset.imageId = ex.image_id;
@@ -230,7 +252,8 @@ function showPainting(body) {
   const add = (k, v) => { if (v) rows.push(el("dt", { textContent: k }), el("dd", {}, v)); };
   if (p) {
     add("Artist", meta.artist); add("Date", meta.date); add("Label", meta.label); add("File", p.path);
-    add("Size", `${p.width} × ${p.height}`);
+    add("Size", `${p.width} × ${p.height} px`);
+    add("Source", p.metadata.source || p.metadata.Source);
     if (meta.link) add("Link", el("a", { href: meta.link, target: "_blank", rel: "noopener noreferrer", textContent: linkText(meta.link) }));
   } else {
     add("Size", `${body.width} × ${body.height} (${body.format})`);
@@ -345,6 +368,7 @@ const COLLECTION_HTML = `
       <label title="Show where in each painting the unit fires"><input id="ex-heat" type="checkbox" checked> heatmap</label>
     </div>
     <p id="ex-note" class="ex-note"></p>
+    <div id="ex-notes" class="ex-notes"></div>
     <div id="ex-grid" class="ex-grid"></div>
   </section>`;
 
