@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-FIRST = ["01-train.ipynb", "02-evaluate.ipynb", "03-visualize.ipynb"]
+FIRST = ["01-train.ipynb", "02-evaluate.ipynb", "03-visualize.ipynb", "04-concepts.ipynb"]
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
@@ -146,3 +146,21 @@ def test_03_visualize_samples_across_the_collection(trained, workspace):
 
     index = open_index(workspace.root / "out" / "notebook-collection" / "nb-layer2")  # in WORK, in the open
     assert sorted(i.path.split("/")[0] for i in index.images()) == ["a", "a", "b", "b"]  # the paintings in place
+
+
+@pytest.mark.slow
+def test_04_concepts_runs_on_tiny_settings(workspace, monkeypatch):
+    """04-concepts on a ResNet-18 run trained for one epoch at 64 px on generated class folders."""
+    from tests.train.conftest import make_dataset, train_run
+
+    root = workspace.root / "concepts"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "cache"))  # the activation cache stays in the test
+    data = make_dataset(root / "data", {"train": 4, "val": 2})
+    run = train_run(data, root / "run", epochs=1, image_size=64)
+    nb = execute(with_parameters(load("04-concepts.ipynb"), MODEL=str(run), IMAGES=str(data / "train"), CONCEPTS=2,
+                                 MAX_IMAGES=4, RENDER_SIZE=32, RENDER_STEPS=2, OUT=str(root / "out"),
+                                 DEVICE="cpu"), root)
+    text = check_as_a_user_meets_it(nb, workspace)
+    assert text.count("without the top 1 concepts") == 3  # one line per class (3 classes, 2 concepts each)
+    assert text.count("data:image/jpeg;base64") >= 4 and "data:image/png;base64" in text  # crops, maps, renders
+    assert (root / "out" / "concepts.html").is_file() and (root / "out" / "concepts.json").is_file()

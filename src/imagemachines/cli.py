@@ -26,6 +26,7 @@ app = typer.Typer(
 def _register() -> None:
     from imagemachines.atlas.cli import register as register_atlas
     from imagemachines.collection_map.cli import register as register_map
+    from imagemachines.concepts.cli import register as register_concepts
     from imagemachines.explain.cli import register as register_explain
     from imagemachines.index.cli import register as register_index
     from imagemachines.serve.cli import register as register_serve
@@ -41,6 +42,7 @@ def _register() -> None:
     register_explain(app)
     register_atlas(app)
     register_map(app)
+    register_concepts(app)
     plain_help(app)  # last: covers every command registered above
 
 

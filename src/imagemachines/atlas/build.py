@@ -35,6 +35,7 @@ class AtlasSettings:
     force: bool = False
     serve_url: str = "http://127.0.0.1:8000"
     index: Path | None = None
+    concepts: Path | None = None  # a folder written by `imagemachines concepts`
     map: bool = False
     options: dict = field(default_factory=dict)
 
@@ -102,6 +103,7 @@ def build_atlas(model: LoadedModel, out: Path, settings: AtlasSettings | None = 
               "recipes": recipes(settings)}
     units = pick_units(model, settings)
     index = _open_index(settings.index, model)
+    concepts = _read_concepts(settings.concepts, model)
     if settings.map and index is None:
         raise UserError("--map needs --index: the map is of a collection index's paintings.")
     if settings.map:
@@ -123,9 +125,17 @@ def build_atlas(model: LoadedModel, out: Path, settings: AtlasSettings | None = 
 
         if settings.map:
             _write_map(state, index, units, progress)
-        page = write_site(state, model, settings, index=index, progress=progress)
+        page = write_site(state, model, settings, index=index, concepts=concepts, progress=progress)
     barrier(dist)
     return BuildResult(page, rendered, skipped)
+
+
+def _read_concepts(path: Path | None, model: LoadedModel) -> dict | None:
+    if path is None:
+        return None
+    from imagemachines.atlas.concepts import read_matching_study
+
+    return read_matching_study(path, model)
 
 
 def _open_index(path: Path | None, model: LoadedModel):

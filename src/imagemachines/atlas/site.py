@@ -38,8 +38,10 @@ def _units(state: AtlasState, model: LoadedModel, methods: list[str]) -> dict[st
     return out
 
 
-def write_site(state: AtlasState, model: LoadedModel, settings, *, index=None, progress: bool = True) -> Path:
-    """All pages and the manifest of *state*'s model, and the site's front page; returns the front page."""
+def write_site(state: AtlasState, model: LoadedModel, settings, *, index=None, concepts: dict | None = None,
+               progress: bool = True) -> Path:
+    """All pages and the manifest of *state*'s model, and the site's front page; returns the front page.
+    *concepts*: a concept study's ``concepts.json`` (read from ``settings.concepts``), written as pages too."""
     from tqdm.auto import tqdm
 
     units = _units(state, model, list(settings.methods))
@@ -51,8 +53,13 @@ def write_site(state: AtlasState, model: LoadedModel, settings, *, index=None, p
                        "rendered": len(channels),
                        "strip": [{"channel": c, "thumb": f"{layer}/{imgs[0]['file']}"}
                                  for c, imgs in list(channels.items())[:STRIP]]})
+    concept_rows = []
+    if concepts is not None:
+        from imagemachines.atlas.concepts import write_concepts
+
+        concept_rows = write_concepts(state.root, settings.concepts, concepts, name)
     write_html(state.root / "index.html", "atlas_model.html", title=f"{name}: atlas", model=name,
-               weights=model.weights_id, layers=layers, version=__version__,
+               weights=model.weights_id, layers=layers, version=__version__, concepts=concept_rows,
                map_page="map/map.html" if getattr(settings, "map", False) else None)
     bar = tqdm(total=sum(len(c) for c in units.values()), unit="page", desc="pages", disable=not progress)
     for layer, channels in units.items():

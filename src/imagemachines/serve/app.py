@@ -23,6 +23,8 @@ from imagemachines.serve.api import build_router, problem_status
 from imagemachines.serve.cache import RenderCache
 from imagemachines.serve.collection import Workbench, match_indexes
 from imagemachines.serve.collection_api import build_collection_router
+from imagemachines.serve.concept_jobs import ConceptJobs
+from imagemachines.serve.concepts_api import build_concepts_router
 from imagemachines.serve.guard import LOOPBACK_HOSTS, RequestGuard, open_to_other_sites, refuse_cross_site
 from imagemachines.serve.headers import SecurityHeaders
 from imagemachines.serve.map_api import build_map_router
@@ -111,6 +113,7 @@ def create_app(
     served_indexes = match_indexes(indexes, models)
     cache = RenderCache(cache_dir, max_bytes=limits.max_cache_bytes)
     scheduler = Scheduler(catalog.models, cache, limits=limits, render_fn=render_fn, batch_window=batch_window)
+    concept_jobs = ConceptJobs(Path(cache_dir) / "concepts", max_bytes=limits.max_cache_bytes)  # concept studies
 
     bench = Workbench()
     uploads = UploadStore(upload_limits, forget=lambda upload: bench.forget(("upload", upload)))
@@ -122,6 +125,7 @@ def create_app(
         yield
         sweeper.cancel()
         scheduler.close()
+        concept_jobs.close()
 
     app = FastAPI(
         title="imagemachines", version=__version__, lifespan=lifespan,
@@ -132,6 +136,7 @@ def create_app(
                     "The web interface is at `/`.",
     )
     app.state.catalog, app.state.scheduler, app.state.uploads, app.state.workbench = catalog, scheduler, uploads, bench
+    app.state.concept_jobs = concept_jobs
     if allow_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(allow_origins), allow_methods=["GET", "POST", "DELETE"],
                            allow_headers=["Content-Type"], expose_headers=["Retry-After", "X-Render-State"])
@@ -168,6 +173,7 @@ def create_app(
     app.include_router(build_collection_router(served_indexes, catalog.models, bench, uploads))
     app.include_router(build_map_router(served_indexes, cache_dir))
     app.include_router(build_accentuate_router(catalog, scheduler, served_indexes, bench, uploads))
+    app.include_router(build_concepts_router(served_indexes, concept_jobs))
 
     @app.get("/", include_in_schema=False)
     @open_to_other_sites  # a link on another site may open the interface (it starts nothing large by itself)
