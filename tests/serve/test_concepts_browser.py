@@ -87,3 +87,32 @@ def test_open_a_class_find_its_concepts_open_one_and_follow_a_crop(browser, site
     fresh.wait_for_selector("#cx-detail[data-rank='1']", timeout=30_000)
     assert fresh.is_visible(".cx-class.active[data-name=red]")
     assert errors == [] and more == []
+
+
+def test_a_slower_look_up_never_undoes_a_started_study(browser, site):
+    """Changing K looks the class's study up (GET); a click on "find concepts" before that answer arrives starts
+    one (POST). The look-up's late answer ("no study yet") must not replace the started study, or the page stops
+    following it and its concepts never appear (seen once in a full suite run)."""
+    import re
+
+    page = browser.new_page(viewport={"width": 1360, "height": 900})
+    errors = watch(page)
+    held = []
+    page.route(re.compile(r".*/concepts/blue\?concepts=3&seed=0$"), lambda route: held.append(route))
+    page.goto(f"{site}/#view=concepts&class=blue")
+    page.wait_for_selector("#cx-start")
+    page.fill("#cx-k", "3")
+    page.dispatch_event("#cx-k", "change")
+    page.wait_for_function("location.hash.includes('k=3')")
+    for _ in range(100):   # the look-up of k=3 is asked and held back
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page did not look the study up"
+    page.click("#cx-start")
+    page.wait_for_selector(".cx-progress, .cx-row", timeout=30_000)  # the started study is followed
+    for route in held:  # now the look-up answers what the server said when it was asked: no study with k=3 yet
+        route.fulfill(status=200, content_type="application/json", body="null")
+    page.wait_for_selector(".cx-row", timeout=120_000)
+    assert len(page.query_selector_all(".cx-row")) == 3
+    assert errors == []

@@ -7,7 +7,7 @@
   const DEFAULT_K = 10;
   const POLL_MS = 1000;
   const X = { indexes: [], index: null, listing: null, name: null, k: DEFAULT_K, seed: 0, concept: null,
-              study: null, result: null, gen: 0, timer: null, visible: false };
+              study: null, result: null, gen: 0, asked: 0, timer: null, visible: false };
 
   const $c = (id) => document.getElementById(id);
   function node(tag, { dataset, ...props } = {}, ...children) {
@@ -76,6 +76,7 @@
   async function askStatus(start) {
     clearTimeout(X.timer);
     const gen = X.gen;
+    const asked = ++X.asked;  // the latest question wins: a slower earlier look-up must not undo a start
     const body = JSON.stringify({ concepts: X.k, seed: X.seed });
     let status = null;
     if (start) {
@@ -93,7 +94,7 @@
         return null;
       });
     }
-    if (gen !== X.gen) return;
+    if (gen !== X.gen || asked !== X.asked) return;
     X.study = status;
     await follow();
   }
