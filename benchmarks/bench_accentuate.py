@@ -55,7 +55,7 @@ CASES = [
     ("landscape/A_6_03.jpg", "features.13:75", "tree-crown unit"),
 ]
 SIZE = 224
-SWEEP = (4.0, 2.0, 1.5, 1.4, 1.3, 1.2, 1.1, 1.0, 0.8)  # our strengths in one batched call: the gain at faccent's distance
+SWEEP = (4.0, 2.0, 1.5, 1.4, 1.3, 1.2, 1.1, 1.0, 0.8)  # ours in one batched call: the gain at faccent's distance
 
 
 @dataclass
