@@ -37,11 +37,14 @@ class EngineSpy:
         self.entered = threading.Event()
         self.at_step: int | None = None
         self.only_size: int | None = None
+        self.only_units = None
         self.heed_stop = True
 
-    def hold(self, at_step: int | None = None, only_size: int | None = None, heed_stop: bool = True) -> None:
-        """Hold the next calls (of side *only_size*, when given) until :meth:`release`."""
-        self.at_step, self.only_size, self.heed_stop = at_step, only_size, heed_stop
+    def hold(self, at_step: int | None = None, only_size: int | None = None, heed_stop: bool = True,
+             only_units=None) -> None:
+        """Hold the next calls (of side *only_size*, and whose units *only_units* accepts, when given) until
+        :meth:`release`."""
+        self.at_step, self.only_size, self.heed_stop, self.only_units = at_step, only_size, heed_stop, only_units
         self.entered.clear()
         self.gate.clear()
 
@@ -56,7 +59,8 @@ class EngineSpy:
 
     def __call__(self, model, units, **kw):
         self.calls.append({"units": [str(u) for u in units], "size": kw["size"], "seeds": list(kw["seed"])})
-        if self.only_size is not None and kw["size"] != self.only_size:
+        if (self.only_size is not None and kw["size"] != self.only_size) or (
+                self.only_units is not None and not self.only_units(units)):
             return run_engine(model, units, **kw)
         if self.at_step is None:
             self._wait(kw["stop"])

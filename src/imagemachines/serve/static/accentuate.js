@@ -4,7 +4,7 @@
 // Deep link: the painting view's hash plus acc=STRENGTH (e.g. acc=1) shows (and, if needed, makes) it.
 "use strict";
 
-const A = { config: null, id: null, key: null, events: null, gen: 0, state: null, step: -1 };
+const A = { config: null, id: null, key: null, events: null, gen: 0, state: null, step: -1, open: false };
 const STRENGTH_NAMES = { 0.5: "strong", 1: "default", 2: "faint" };
 
 function accentPainting() {
@@ -31,10 +31,13 @@ function accentShow() {
   const box = $("acc");
   if (!box) return;
   const open = !$("painting").hidden && accentPainting() !== null && S.unit !== null;
+  const wasOpen = A.open;
+  A.open = open;
   box.hidden = !open;
   if (!open) {
     accentStop();
-    if ($("painting").hidden && C.acc !== null) { C.acc = null; writeHash(false); }   // closed with its painting
+    // closed with its painting; a deep link whose painting is not shown yet (still loading) keeps its acc=
+    if (wasOpen && $("painting").hidden && C.acc !== null) { C.acc = null; writeHash(false); }
     return;
   }
   $("acc-go").textContent = `Accentuate ${accentUnitName()}`;
