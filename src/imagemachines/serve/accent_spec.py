@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from imagemachines.serve.scheduler import UnitOfSpec
+
 KIND = "accentuation"
 
 
 @dataclass(frozen=True)
-class AccentSpec:
+class AccentSpec(UnitOfSpec):
     """A fully resolved accentuation request (defaults filled in)."""
 
     model: str
@@ -37,16 +39,6 @@ class AccentSpec:
     def batch_key(self) -> tuple:
         """Jobs with equal batch keys share one engine call: one painting, one regulariser, one size and length."""
         return (self.model, KIND, self.painting, self.reg_layer, self.size, self.steps)
-
-    @property
-    def unit_text(self) -> str:
-        pos = f"@{self.x},{self.y}" if self.x is not None else ""
-        return f"{self.layer}:{self.channel}{pos}"
-
-    def unit(self):
-        from imagemachines.vis import Unit
-
-        return Unit(self.layer, self.channel, self.x, self.y)
 
     def as_dict(self) -> dict:
         return {"kind": KIND, **asdict(self)}

@@ -30,8 +30,28 @@ from imagemachines.serve.schemas import TERMINAL, Limits
 log = logging.getLogger("imagemachines.serve")
 
 
+class UnitOfSpec:
+    """The unit a job's spec names by its fields ``layer``, ``channel``, ``x`` and ``y`` (renders and
+    accentuations alike)."""
+
+    layer: str
+    channel: int
+    x: int | None
+    y: int | None
+
+    @property
+    def unit_text(self) -> str:
+        pos = f"@{self.x},{self.y}" if self.x is not None else ""
+        return f"{self.layer}:{self.channel}{pos}"
+
+    def unit(self):
+        from imagemachines.vis import Unit
+
+        return Unit(self.layer, self.channel, self.x, self.y)
+
+
 @dataclass(frozen=True)
-class RenderSpec:
+class RenderSpec(UnitOfSpec):
     """A fully resolved render request (defaults filled in): what the cache key is computed from."""
 
     model: str
@@ -48,16 +68,6 @@ class RenderSpec:
     def batch_key(self) -> tuple:
         """Requests with equal batch keys can share one engine call."""
         return (self.model, self.layer, self.method, self.size, self.steps)
-
-    @property
-    def unit_text(self) -> str:
-        pos = f"@{self.x},{self.y}" if self.x is not None else ""
-        return f"{self.layer}:{self.channel}{pos}"
-
-    def unit(self):
-        from imagemachines.vis import Unit
-
-        return Unit(self.layer, self.channel, self.x, self.y)
 
     def as_dict(self) -> dict:
         return asdict(self)
