@@ -12,15 +12,13 @@ optimises is the same.
 
 from __future__ import annotations
 
-import importlib
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from benchmarks.peer_install import install_peer
 
 PACKAGES = ["faccent==1.0.3", "kornia==0.6.12", "decorator==5.1.1", "einops==0.8.1", "imageio==2.37.0"]
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -29,22 +27,8 @@ RANGE = (-2.0, 2.0)  # faccent's default model input range; the wrapper maps it 
 
 def install(target: Path | None = None) -> Path:
     """Install faccent and its missing imports into *target* (a fresh temporary folder by default)."""
-    target = target or Path(tempfile.mkdtemp(prefix="faccent-peer-"))
-    if not (target / "faccent").is_dir():
-        missing = [p for p in PACKAGES if p.startswith(("faccent", "kornia")) or not _importable(p.split("==")[0])]
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                        *missing], check=True)
-    if str(target) not in sys.path:
-        sys.path.insert(0, str(target))
+    target = install_peer(PACKAGES, "faccent", ("faccent", "kornia"), target)
     return target
-
-
-def _importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
 
 
 class FaccentInput(nn.Module):

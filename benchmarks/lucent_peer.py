@@ -9,37 +9,21 @@ Fourier image, decorrelated colours, standard transforms, upsampling to 224, Ada
 
 from __future__ import annotations
 
-import importlib
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.peer_install import install_peer
 
 PACKAGES = ["torch-lucent==0.1.8", "kornia==0.6.12", "decorator==5.3.1"]
 
 
 def install(target: Path | None = None) -> Path:
     """Install Lucent and its missing imports into *target* (a fresh temporary folder by default)."""
-    target = target or Path(tempfile.mkdtemp(prefix="lucent-peer-"))
-    if not (target / "lucent").is_dir():
-        missing = [p for p in PACKAGES if p.startswith(("torch-lucent", "kornia")) or not _importable(p.split("==")[0])]
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                        *missing], check=True)
-    if str(target) not in sys.path:
-        sys.path.insert(0, str(target))
+    target = install_peer(PACKAGES, "lucent", ("torch-lucent", "kornia"), target)
     shim()
     return target
-
-
-def _importable(name: str) -> bool:
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        return False
-    return True
 
 
 def shim() -> None:
