@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from imagemachines.errors import UnitOutOfRange, UserError
-from imagemachines.index import build_index, open_index
+from imagemachines.index import build_index, open_index, similarity_vectors
 from imagemachines.index.passes import preprocess
 from imagemachines.index.similarity_store import painting_vectors, projections
-from imagemachines.index.similarity_vectors import MODES, mode_finish, raw_vectors
+from imagemachines.index.similarity_vectors import COVARIANCE, MODES, mode_finish, raw_vectors
 from imagemachines.index.store import MANIFEST, connect, load_tensors, save_tensors
 
 from .conftest import assert_same_index, red_image
@@ -32,7 +32,8 @@ def index(blobnet, collection, tmp_path):
 def test_the_manifest_names_each_modes_layers(index):
     spec = index.manifest["similarity"]
     assert spec["content"] == "features.2"  # the deepest block with a map
-    assert spec["style"] == ["features.1"] and spec["composition"] == "features.1"  # the 64 px stage's end
+    assert spec["style"] == ["features.0", "features.1"]  # every block of the 64 px stage
+    assert spec["composition"] == "features.1" and spec["statistic"] == "log-covariance"  # that stage's end
 
 
 def test_stored_rows_are_the_pure_functions_of_each_paintings_activations(blobnet, index):
@@ -53,6 +54,7 @@ def test_stored_rows_are_the_pure_functions_of_each_paintings_activations(blobne
         assert np.abs(got - want).max() < 2e-3, mode
         norms = np.linalg.norm(got, axis=1)
         assert np.all((np.abs(norms - 1) < 2e-3) | (norms < 1e-3)), mode  # unit rows (a painting at the mean: 0)
+    assert sim.finish("style").whiten is not None and sim.finish("composition").whiten is None  # as stored
     # a new painting's vectors, computed alone, give the stored rows of the same painting
     for image_id in (0, 7):
         q = sim.query_rows(painting_vectors(blobnet, images[image_id], spec))
@@ -137,8 +139,63 @@ def test_an_index_made_before_the_modes_says_how_to_add_them(blobnet, collection
     assert_same_index(upgraded, _build(blobnet, collection.root, tmp_path / "fresh"))
 
 
+def _forget(out, key):
+    """Remove *key* from the similarity spec in an index's manifest and build settings (as an older version
+    wrote them)."""
+    manifest = json.loads((out / MANIFEST).read_text())
+    del manifest["similarity"][key]
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    conn = connect(out)
+    settings = json.loads(conn.execute("SELECT value FROM settings WHERE name = 'build'").fetchone()[0])
+    del settings["similarity"][key]
+    with conn:
+        conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
+    conn.close()
+
+
+def test_an_index_with_plain_style_covariances_still_answers_and_the_same_command_upgrades_it(
+        blobnet, collection, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "idx"
+    made = similarity_vectors.model_spec
+
+    def plain(model):  # what the previous version stored: plain covariances of 32 channels, no "statistic"
+        from dataclasses import replace
+
+        return replace(made(model), statistic=COVARIANCE, keep=32)
+
+    monkeypatch.setattr(similarity_vectors, "model_spec", plain)
+    old = _build(blobnet, collection.root, out)
+    monkeypatch.undo()
+    _forget(out, "statistic")
+    old = open_index(out)
+    sim = old.similarity()
+    assert sim.spec.statistic == COVARIANCE  # read as what it is, so a new painting is compared alike
+    image = Image.open(old.image_file(3)).convert("RGB")
+    q = sim.query_rows(painting_vectors(blobnet, image, sim.spec))
+    assert np.abs(q["style"] - sim.stored_rows(3)["style"]).max() < 3e-3
+    before = np.asarray(sim.rows("style"), np.float32).copy()
+    upgraded = _build(blobnet, collection.root, out)  # the same command again: one pass, no --rebuild needed
+    assert "every image is read again" in capsys.readouterr().err
+    assert upgraded.similarity().spec.statistic == "log-covariance"
+    assert not np.allclose(np.asarray(upgraded.similarity().rows("style"), np.float32), before, atol=1e-2)
+    assert_same_index(upgraded, _build(blobnet, collection.root, tmp_path / "fresh"))
+
+
 def test_no_pooled_means_no_modes(blobnet, collection, tmp_path):
     idx = _build(blobnet, collection.root, tmp_path / "idx", pooled=False)
     assert "similarity" not in idx.manifest and not (tmp_path / "idx" / "similar").exists()
     with pytest.raises(UserError, match="--no-pooled"):
         idx.similarity()
+
+
+def test_the_basis_names_the_layers_each_mode_reads(index):
+    from dataclasses import replace
+
+    from imagemachines.index.similarity_store import SimilarityStore
+
+    sim = index.similarity()
+    assert sim.basis({"style": 1.0}) == "style at features.0, features.1"
+    assert sim.basis({"content": 0.5, "composition": 0.5}) == \
+        "0.5 × content at features.2 + 0.5 × composition at features.1 (4×4)"
+    deep = replace(sim.spec, style=tuple(f"features.{i}" for i in range(14)), style_channels=(16,) * 14)
+    assert SimilarityStore(index, deep).basis({"style": 1.0}) == "style at features.0 … features.13 (14 blocks)"

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,14 +117,16 @@ def _prepare_dir(out: Path, settings: dict, rebuild: bool) -> None:
         old = json.loads(row[0])
         if "ranking" not in old:  # made before rankings and border counts were recorded
             old["ranking"] = f"{LEGACY_RANKING} (no border counts)"
-        if "similarity" not in old and settings["similarity"] is not None:
-            # an index made before the similarity modes: every chunk is computed again (one pass) to add them
-            old["similarity"] = settings["similarity"]
-            if all(old.get(key) == settings[key] for key in settings):
-                with conn:
-                    conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
-                    conn.execute("UPDATE chunks SET state = 'planned'")
-                return
+        same_but_modes = all(old.get(key) == settings[key] for key in settings if key != "similarity")
+        if old.get("similarity") != settings["similarity"] and settings["similarity"] is not None and same_but_modes:
+            # an index made before the similarity modes, or before the present style statistic: every chunk is
+            # computed again (one pass) to add them; the old files serve until the merge replaces them
+            with conn:
+                conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
+                conn.execute("UPDATE chunks SET state = 'planned'")
+            print(f"The index in {out} gets this version's similarity modes: every image is read again "
+                  "(one pass).", file=sys.stderr)
+            return
         diff = [f"{key}: {old.get(key)!r} → {settings[key]!r}" for key in settings if old.get(key) != settings[key]]
         if diff:
             raise UserError(f"The index in {out} was built with other settings ({'; '.join(diff)}). Give another "

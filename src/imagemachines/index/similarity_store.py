@@ -165,8 +165,11 @@ class SimilarityStore:
 
     def basis(self, weights: dict[str, float]) -> str:
         """*weights* in words, with the layers each mode reads: ``content at features.18``, ``style at
-        features.1, features.3 …``, ``composition at features.13 (4×4)``; a mix joins them with its weights."""
-        where = {"content": self.spec.content, "style": ", ".join(self.spec.style),
+        features.0 … features.13 (14 blocks)``, ``composition at features.13 (4×4)``; a mix joins them with its
+        weights."""
+        style = self.spec.style
+        where = {"content": self.spec.content,
+                 "style": ", ".join(style) if len(style) <= 3 else f"{style[0]} … {style[-1]} ({len(style)} blocks)",
                  "composition": f"{self.spec.composition} ({self.spec.grid}×{self.spec.grid})"}
         parts = [f"{m} at {where[m]}" for m in weights]
         if len(parts) == 1:

@@ -8,20 +8,25 @@ every value by the collection's mean and spread; then normalises) into the unit 
 
 - ``content``: the spatial mean of every unit of the deepest block with a map (``features.18`` for
   MobileNetV2; the network's penultimate features), as the network gives it. What is in the painting.
-- ``style``: Gatys et al.'s style representation (*A Neural Algorithm of Artistic Style*, 2015 / CVPR 2016):
-  second-order statistics of earlier layers, where position no longer counts. Per style layer, the covariance
-  of its channels over all positions (a Gram matrix with the channel means removed), of at most
-  :data:`STYLE_CHANNELS` channels (wider layers go through a fixed random projection, seeded by the layer's
-  name), upper triangle; each value is standardised over the collection (z-score), each layer normalised to
-  unit length, the layers weighted equally. Brushwork, palette and manner count more than subject.
+- ``style``: second-order statistics of the earlier layers, where position no longer counts — Gatys et al.'s
+  style representation (*A Neural Algorithm of Artistic Style*, 2015 / CVPR 2016) taken through the matrix
+  logarithm (the Log-Euclidean metric of Arsigny et al., 2006; second-order pooling, Carreira et al., ECCV
+  2012). Per style layer, the covariance of its channels over all positions (a Gram matrix with the channel
+  means removed) of at most :data:`STYLE_CHANNELS` channels (wider layers go through a fixed random projection,
+  seeded by the layer's name), plus a ridge of :data:`STYLE_RIDGE` × its mean variance, then its matrix
+  logarithm, upper triangle; each value is standardised over the collection (z-score), each layer normalised to
+  unit length, the layers weighted equally; then the rows are whitened over the collection, shrunk
+  (:func:`shrunk_whitening`: the few directions that dominate the collection are damped). Brushwork, palette
+  and manner count more than subject. (Indexes made before the logarithm keep their plain covariances of 32
+  channels, unwhitened: :attr:`SimilaritySpec.statistic`.)
 - ``composition``: where things are. The composition layer pooled on a ``grid`` × ``grid`` grid (adaptive
   average), each unit's grid minus its own mean over the grid (so *what* the painting shows drops out and
   *where* it is stays), standardised over the collection. It also finds near-duplicates: the same painting
   photographed twice is arranged alike far more closely than two different paintings.
 
 Layers are chosen per network by :func:`similarity_spec`: the network's top-level blocks fall into stages of
-one resolution; the style layers are the last block of every stage but the deepest (MobileNetV2:
-``features.1``, ``.3``, ``.6``, ``.13``), the composition layer the last block of the second-deepest
+one resolution; the style layers are every block of every stage but the deepest (MobileNetV2:
+``features.0`` to ``features.13``), the composition layer the last block of the second-deepest
 (``features.13``, 14×14). Why these: docs/explain.md ("Similar paintings") and ``benchmarks/bench_similarity.py``.
 """
 
@@ -39,7 +44,12 @@ import torch.nn.functional as F
 from imagemachines.errors import UserError
 
 MODES = ("content", "style", "composition")
-STYLE_CHANNELS = 32  # channels whose covariance a style layer keeps (528 values)
+STYLE_CHANNELS = 16  # channels whose covariance a style layer keeps (136 values)
+STYLE_RIDGE = 1e-3  # added to a style covariance before its logarithm, times its mean variance
+STYLE_FLOOR = 1e-6  # the smallest eigenvalue the logarithm sees (a flat map has none above it)
+STYLE_SHRINK = 10.0  # the style rows' whitening: each eigenvalue plus this × the mean eigenvalue
+LOG_COVARIANCE, COVARIANCE = "log-covariance", "covariance"  # SimilaritySpec.statistic
+LEGACY_STYLE = {"statistic": COVARIANCE, "keep": 32}  # what an index made before the logarithm used
 GRID = 4  # the composition grid's side
 DUPLICATE_COSINE = 0.65  # composition rows at least this close: the same painting (see docs/explain.md)
 
@@ -56,15 +66,21 @@ class SimilaritySpec:
     composition_channels: int
     grid: int = GRID
     keep: int = STYLE_CHANNELS
+    statistic: str = LOG_COVARIANCE  # of each style layer: LOG_COVARIANCE, or COVARIANCE (older indexes)
 
     def as_dict(self) -> dict:
         return asdict(self) | {"style": list(self.style), "style_channels": list(self.style_channels)}
 
     @classmethod
     def from_dict(cls, d: dict) -> SimilaritySpec:
+        """From a manifest; one written before the style logarithm reads as the plain covariances it used."""
+        statistic = d.get("statistic", LEGACY_STYLE["statistic"])
+        if statistic not in (LOG_COVARIANCE, COVARIANCE):
+            raise UserError(f"This index's style statistic {statistic!r} is unknown to this version of "
+                            "imagemachines: update imagemachines, or index again with --rebuild.")
         return cls(d["content"], tuple(d["style"]), d["composition"], tuple(int(c) for c in d["style_channels"]),
                    int(d["content_channels"]), int(d["composition_channels"]), int(d.get("grid", GRID)),
-                   int(d.get("keep", STYLE_CHANNELS)))
+                   int(d.get("keep", LEGACY_STYLE["keep"])), statistic)
 
     @property
     def layers(self) -> list[str]:
@@ -111,7 +127,7 @@ def similarity_spec(blocks: Sequence[tuple[str, int, int, int]], content: tuple[
         else:
             stages.append([b])
     ends = [stage[-1] for stage in stages]
-    style = ends[:-1] or ends
+    style = [b for stage in stages[:-1] for b in stage] or stages[-1]
     composition = ends[-2] if len(ends) > 1 else ends[-1]
     return SimilaritySpec(content[0], tuple(b[0] for b in style), composition[0], tuple(int(b[1]) for b in style),
                           int(content[1]), int(composition[1]))
@@ -126,9 +142,11 @@ def style_projection(layer: str, channels: int, keep: int = STYLE_CHANNELS) -> t
     return torch.randn(channels, keep, generator=g) / math.sqrt(keep)
 
 
-def style_statistics(activation: torch.Tensor, projection: torch.Tensor | None = None) -> torch.Tensor:
-    """[B, C, H, W] → [B, k(k+1)/2]: the channels' covariance over positions (means removed, divided by H·W),
-    upper triangle row by row (diagonal included); *projection* [C, k] first maps the channels to k."""
+def style_statistics(activation: torch.Tensor, projection: torch.Tensor | None = None,
+                     statistic: str = LOG_COVARIANCE) -> torch.Tensor:
+    """[B, C, H, W] → [B, k(k+1)/2]: the channels' covariance over positions (means removed, divided by H·W)
+    — with :data:`LOG_COVARIANCE` its :func:`log_covariance` —, upper triangle row by row (diagonal
+    included); *projection* [C, k] first maps the channels to k."""
     if activation.ndim != 4:
         raise ValueError(f"style statistics need a [B, C, H, W] map, not {tuple(activation.shape)}")
     f = activation.float().flatten(2)
@@ -136,8 +154,26 @@ def style_statistics(activation: torch.Tensor, projection: torch.Tensor | None =
         f = torch.einsum("bcn,ck->bkn", f, projection.to(f.device))
     f = f - f.mean(dim=2, keepdim=True)
     cov = f @ f.transpose(1, 2) / f.shape[2]
+    if statistic == LOG_COVARIANCE:
+        cov = log_covariance(cov).to(f.device)
+    elif statistic != COVARIANCE:
+        raise ValueError(f"unknown style statistic {statistic!r}")
     i, j = torch.triu_indices(cov.shape[1], cov.shape[1], device=cov.device)
     return cov[:, i, j]
+
+
+def log_covariance(cov: torch.Tensor, ridge: float = STYLE_RIDGE) -> torch.Tensor:
+    """[B, k, k] covariances → their matrix logarithms (float32), after adding *ridge* × the mean variance
+    (trace / k) to the diagonal and raising every eigenvalue to at least :data:`STYLE_FLOOR`: ``V diag(log λ)
+    Vᵀ``. Computed in float64 on the CPU, so every device gives the same values (the matrices are small)."""
+    c = cov.detach().to("cpu", torch.float64)
+    c = (c + c.transpose(1, 2)) / 2
+    k = c.shape[1]
+    mean_variance = c.diagonal(dim1=1, dim2=2).mean(1).clamp_min(0)
+    c = c + (ridge * mean_variance)[:, None, None] * torch.eye(k, dtype=c.dtype)
+    values, vectors = torch.linalg.eigh(c)
+    logs = values.clamp_min(STYLE_FLOOR).log()
+    return ((vectors * logs[:, None, :]) @ vectors.transpose(1, 2)).float()
 
 
 def composition_grid(activation: torch.Tensor, grid: int = GRID) -> torch.Tensor:
@@ -160,7 +196,8 @@ def raw_vectors(outputs: dict[str, torch.Tensor], spec: SimilaritySpec,
     """A batch's raw per-painting vectors from the tapped *outputs*: ``style`` (the style layers' statistics,
     concatenated) and ``grid`` (the composition layer's grid). Content is the pooled content layer, which the
     index records anyway."""
-    style = torch.cat([style_statistics(outputs[name], projections.get(name)) for name in spec.style], dim=1)
+    style = torch.cat([style_statistics(outputs[name], projections.get(name), spec.statistic) for name in spec.style],
+                      dim=1)
     return {"style": style, "grid": composition_grid(outputs[spec.composition], spec.grid)}
 
 
@@ -169,19 +206,22 @@ def raw_vectors(outputs: dict[str, torch.Tensor], spec: SimilaritySpec,
 class Finish:
     """How raw rows of one mode become unit search rows: ``(transform(raw) - center) / scale``, then each block
     normalised to length 1/√(blocks), so the whole row has length 1 and a dot product is the mean of the
-    blocks' cosines."""
+    blocks' cosines. With *whiten* (style), the rows are then centred on *whiten_center*, multiplied by the
+    collection's shrunk whitening (:func:`shrunk_whitening`) and made unit length again."""
 
     center: np.ndarray  # [D] float32
     scale: np.ndarray  # [D] float32
     blocks: tuple[int, ...]  # sizes, summing to D
     arrange: int = 0  # the grid side when the raw rows are composition grids (arrangement first), else 0
+    whiten: np.ndarray | None = None  # [D, D] float32, symmetric
+    whiten_center: np.ndarray | None = None  # [D] float32: the mean of the block-normalised rows
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         x = np.asarray(raw, dtype=np.float32)
         return arrangement(x, self.arrange) if self.arrange else x
 
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        """[n, D] raw rows → [n, D] float32 finished rows (a zero block stays zero)."""
+    def blocked(self, raw: np.ndarray) -> np.ndarray:
+        """[n, D] raw rows → standardised, each block normalised (a zero block stays zero); before whitening."""
         x = (self.transform(np.atleast_2d(raw)) - self.center) / self.scale
         out = np.empty_like(x)
         weight = 1.0 / math.sqrt(len(self.blocks))
@@ -193,22 +233,56 @@ class Finish:
             start += size
         return out
 
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """[n, D] raw rows → [n, D] float32 finished rows, unit length (or 0)."""
+        x = self.blocked(raw)
+        if self.whiten is None:
+            return x
+        x = (x - self.whiten_center) @ self.whiten
+        norm = np.linalg.norm(x, axis=1, keepdims=True)
+        return np.where(norm > 0, x / np.maximum(norm, 1e-30), 0.0).astype(np.float32)
+
     def tensors(self, prefix: str = "") -> dict[str, np.ndarray]:
+        extra = {} if self.whiten is None else {f"{prefix}whiten": self.whiten,
+                                                f"{prefix}whiten_center": self.whiten_center}
         return {f"{prefix}center": self.center, f"{prefix}scale": self.scale,
                 f"{prefix}blocks": np.asarray(self.blocks, dtype=np.int64),
-                f"{prefix}arrange": np.asarray([self.arrange], dtype=np.int64)}
+                f"{prefix}arrange": np.asarray([self.arrange], dtype=np.int64), **extra}
 
     @classmethod
     def from_tensors(cls, t: dict[str, np.ndarray], prefix: str = "") -> Finish:
+        whiten = t.get(f"{prefix}whiten")
         return cls(np.asarray(t[f"{prefix}center"], np.float32), np.asarray(t[f"{prefix}scale"], np.float32),
-                   tuple(int(b) for b in t[f"{prefix}blocks"]), int(t[f"{prefix}arrange"][0]))
+                   tuple(int(b) for b in t[f"{prefix}blocks"]), int(t[f"{prefix}arrange"][0]),
+                   None if whiten is None else np.asarray(whiten, np.float32),
+                   None if whiten is None else np.asarray(t[f"{prefix}whiten_center"], np.float32))
+
+
+def shrunk_whitening(covariance: np.ndarray, shrink: float = STYLE_SHRINK,
+                     rank: int | None = None) -> np.ndarray | None:
+    """[D, D] covariance → the symmetric whitening ``V diag(1 / √(λ + shrink · λ̄)) Vᵀ`` (float32), or None
+    when nothing varies; λ̄ is the mean of the *rank* largest eigenvalues (the directions the collection spans:
+    n − 1 for n rows, when fewer than D), so the shrinkage means the same for a small collection as for a large
+    one. The few directions that carry far more than λ̄ are damped, the rest scaled alike: the whitening that
+    helps retrieval (Jégou & Chum, ECCV 2012), shrunk so that directions of almost no variance are not blown up."""
+    c = np.asarray(covariance, np.float64)
+    c = (c + c.T) / 2
+    values, vectors = np.linalg.eigh(c)
+    values = values.clip(0)
+    spanned = np.sort(values)[::-1][:max(1, min(rank or len(values), len(values)))]
+    mean = float(spanned.mean())
+    if not mean > 0:
+        return None
+    return ((vectors / np.sqrt(values + shrink * mean)) @ vectors.T).astype(np.float32)
 
 
 def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arrange: int = 0, centre: bool = True,
-               step: int = 4096) -> Finish:
+               whiten: float | None = None, step: int = 4096) -> Finish:
     """The collection's :class:`Finish` for [n, D] *raw* rows (a memory map is read *step* rows at a time, in
     order, so the sums do not depend on anything but the rows): with *centre* the mean of every value, with
-    *standardise* also its standard deviation (values that never vary get scale 1, so they become 0)."""
+    *standardise* also its standard deviation (values that never vary get scale 1, so they become 0); with
+    *whiten* (a shrinkage) a second pass for the covariance of the block-normalised rows and its
+    :func:`shrunk_whitening`."""
     n, width = raw.shape
     if sum(blocks) != width:
         raise ValueError(f"blocks {list(blocks)} do not add up to {width} values")
@@ -225,15 +299,28 @@ def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arr
     if standardise:
         std = np.sqrt(np.clip(total_sq / max(n, 1) - mean * mean, 0, None))
         scale = np.where(std > 1e-6 * max(float(std.max(initial=0.0)), 1e-30), std, 1.0)
-    return Finish(mean.astype(np.float32), scale.astype(np.float32), tuple(blocks), arrange)
+    finish = Finish(mean.astype(np.float32), scale.astype(np.float32), tuple(blocks), arrange)
+    if whiten is None or n < 2:
+        return finish
+    total, outer = np.zeros(width), np.zeros((width, width))
+    for s in range(0, n, step):
+        x = finish.blocked(raw[s:s + step]).astype(np.float64)
+        total += x.sum(0)
+        outer += x.T @ x
+    centre_of_rows = total / n
+    matrix = shrunk_whitening(outer / n - np.outer(centre_of_rows, centre_of_rows), whiten, n - 1)
+    if matrix is not None:
+        finish.whiten, finish.whiten_center = matrix, centre_of_rows.astype(np.float32)
+    return finish
 
 
 def finish_options(mode: str, width: int, spec: SimilaritySpec) -> dict:
     """How *mode* is finished: its blocks, whether it is standardised, and the arrangement grid (0: none)."""
     if mode == "content":  # as the network gives them (centring measured no better, see docs/explain.md)
         return {"blocks": [width], "standardise": False, "arrange": 0, "centre": False}
-    if mode == "style":
-        return {"blocks": spec.style_sizes(), "standardise": True, "arrange": 0}
+    if mode == "style":  # whitened since the logarithm (measured together, see docs/explain.md)
+        return {"blocks": spec.style_sizes(), "standardise": True, "arrange": 0,
+                "whiten": STYLE_SHRINK if spec.statistic == LOG_COVARIANCE else None}
     if mode == "composition":
         return {"blocks": [width], "standardise": True, "arrange": spec.grid}
     raise UserError(f"Unknown similarity mode {mode!r}: use one of {', '.join(MODES)}.")
