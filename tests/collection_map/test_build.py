@@ -211,6 +211,33 @@ def test_a_map_by_a_similarity_mode_places_paintings_as_similar_compares_them(fa
     assert v[3] @ v[7] == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_mode_map_from_earlier_similarity_rows_asks_for_refit(families, tmp_path):
+    _, _, _, index, _ = families
+    copy = tmp_path / "copy"
+    shutil.copytree(index.path, copy, ignore=shutil.ignore_patterns("maps"))
+    from imagemachines.collection_map.store import map_dir
+    from imagemachines.index import open_index
+
+    idx = open_index(copy)
+    build_map(idx, mode="style", progress=False)
+    build_map(idx, mode="content", progress=False)
+    assert build_map(idx, mode="style", progress=False).fitted == 0  # the same rows: the map is kept
+    for name in ("mode:style", "mode:content"):  # as the previous version stored them: no spec recorded
+        meta_file = map_dir(copy, name) / "map.json"
+        meta = json.loads(meta_file.read_text())
+        del meta["source"]["similarity"]
+        meta_file.write_text(json.dumps(meta))
+    assert build_map(idx, mode="content", progress=False).fitted == 0  # content rows have not changed
+    with pytest.raises(UserError, match="style statistics from before this version.*--refit"):
+        build_map(idx, mode="style", progress=False)
+    assert build_map(idx, mode="style", refit=True, progress=False).fitted == idx.n_images
+    manifest = json.loads((copy / "index.json").read_text())
+    manifest["similarity"]["keep"] = 8  # the index's rows made another way since
+    (copy / "index.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="keep 16 → 8.*--refit"):
+        build_map(open_index(copy), mode="content", progress=False)
+
+
 def test_bad_modes_are_clear_errors(families, tmp_path):
     _, _, _, index, _ = families
     result = runner.invoke(app, ["map", str(index.path), "--mode", "texture"])

@@ -107,6 +107,8 @@ def build_map(index, layer: str | None = None, *, mode: str | None = None, param
                             for key in settings if old.meta.get("settings", {}).get(key) != settings[key])
         raise UserError(f"The map {source.name} of {index.path} was made with other settings ({changed}). Add "
                         "--refit to lay it out again with the new ones.")
+    if old is not None and mode is not None:
+        _require_same_modes(old, index, source)
     if old is not None and old.pca_mean.shape[0] != vectors.shape[1]:
         raise UserError(f"The stored map {source.name} has {old.pca_mean.shape[0]} dimensions, the index now "
                         f"{vectors.shape[1]}; add --refit.")
@@ -128,7 +130,8 @@ def build_map(index, layer: str | None = None, *, mode: str | None = None, param
         neighbourhood = old.meta.get("neighbourhood", {}).get("kept")
     seconds = time.perf_counter() - t0
     if fitted or placed_now or removed or old is None or old.meta.get("index_updated") != \
-            index.manifest.get("updated"):
+            index.manifest.get("updated") or (mode is not None and old.meta.get("source", {}).get("similarity")
+                                              != index.manifest.get("similarity")):
         console.print("Labelling the clusters…")
         prepared = standardize(vectors if mode is None else source_for(index, source.layer).vectors(index))
         facets = collection_facets(images)
@@ -136,7 +139,9 @@ def build_map(index, layer: str | None = None, *, mode: str | None = None, param
         now = datetime.now(UTC).isoformat(timespec="seconds")
         stored.meta = {
             "source": {"kind": "pooled" if mode is None else "mode", "name": source.name, "layer": source.layer,
-                       "description": source.description, **({} if mode is None else {"mode": source.mode})},
+                       "description": source.description,
+                       **({} if mode is None else {"mode": source.mode,
+                                                   "similarity": index.manifest.get("similarity")})},
             "index": {"model": index.model_name, "weights_id": index.weights_id},
             "index_updated": index.manifest.get("updated"),
             "settings": settings, "n": len(images), "n_fitted": int((stored.placed == 0).sum()),
@@ -152,6 +157,21 @@ def build_map(index, layer: str | None = None, *, mode: str | None = None, param
         }
         save_map(folder, stored)
     return MapResult(folder, source.name, len(images), fitted, placed_now, kept, removed, seconds, neighbourhood)
+
+
+def _require_same_modes(old: StoredMap, index, source) -> None:
+    """A map laid out from similarity rows is kept only while the index computes those rows as it did then
+    (the same :class:`~imagemachines.index.similarity_vectors.SimilaritySpec`); a map from before specs were
+    recorded, only when it does not read style (the one mode whose vectors have changed since)."""
+    then = old.meta.get("source", {}).get("similarity")
+    now = index.manifest.get("similarity")
+    if then == now or (then is None and "style" not in dict(source.weights)):
+        return
+    changed = "style statistics from before this version" if then is None else ", ".join(
+        f"{key} {then.get(key)!r} → {now.get(key)!r}" for key in sorted(set(then) | set(now or {}))
+        if then.get(key) != (now or {}).get(key))
+    raise UserError(f"The map {source.name} of {index.path} was laid out from the index's earlier similarity rows "
+                    f"({changed}). Add --refit to lay it out from the present ones.")
 
 
 def _update(old: StoredMap, shas: np.ndarray, vectors: np.ndarray) -> tuple[StoredMap, int, int, int]:
