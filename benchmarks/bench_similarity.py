@@ -13,8 +13,11 @@ with its ImageNet weights:
    paintings (names joined across spellings, ``benchmarks.retrieval.artist_key``), with a bootstrap over
    artists for its spread; same-source precision@5 (how much the photograph's origin decides: lower is
    better). Chance levels beside them.
-3. Style variants measured the same way (what chose the style vector): per-channel mean + std (AdaIN),
-   Gram matrices, covariances unstandardised, standardised, with and without the channel projection.
+3. Style variants measured the same way (what chose the style vector): at the stage ends (the earlier
+   choice) per-channel mean + std (AdaIN), Gram matrices, covariances unstandardised and standardised; at
+   every block covariances, matrix square roots and log-covariances, standardised or not, 16 or 32 channels.
+   Beside the same-artist gain: its bootstrap interval, a sign-flip permutation test over artists, and the
+   gain in each half of the artists.
 4. Near-duplicates: the pairs whose composition rows reach the duplicate threshold, and the closest pair
    below it.
 5. Search time of the exact search at 30,000 paintings per mode (random unit rows of each mode's width,
@@ -45,6 +48,7 @@ SHARED = ROOT.parent / "shared"
 PAINTINGS = SHARED / "data" / "paintings"
 WEIGHTS = SHARED / "weights" / "mobilenet_v2-b0353104.pth"
 K = 5
+STAGE_ENDS = ("features.1", "features.3", "features.6", "features.13")  # the style layers before every block
 
 
 def read_paintings(limit: int | None = None) -> list[dict]:
@@ -64,7 +68,7 @@ def activations(rows: list[dict], batch: int = 16) -> dict[str, np.ndarray]:
 
     from imagemachines.index.passes import preprocess
     from imagemachines.index.similarity_store import projections as style_projections
-    from imagemachines.index.similarity_vectors import model_spec, raw_vectors
+    from imagemachines.index.similarity_vectors import model_spec, raw_vectors, style_projection
     from imagemachines.models import load_model
 
     model = load_model("mobilenet_v2", device="cpu")
@@ -91,14 +95,16 @@ def activations(rows: list[dict], batch: int = 16) -> dict[str, np.ndarray]:
             add("baseline", base(torch.stack([base_transform(i) for i in images])))
             for name in spec.style:  # the variants' statistics
                 f = acts[name].float().flatten(2)
-                add(f"{name}/mean", f.mean(2))
-                add(f"{name}/std", f.std(2, unbiased=False))
-                gram = f @ f.transpose(1, 2) / f.shape[2]
-                i, j = torch.triu_indices(gram.shape[1], gram.shape[1])
-                add(f"{name}/gram", gram[:, i, j])
                 centred = f - f.mean(2, keepdim=True)
-                cov = centred @ centred.transpose(1, 2) / f.shape[2]
-                add(f"{name}/cov", cov[:, i, j])
+                for keep in (16, 32):  # channel covariances, through the index's fixed projection when wider
+                    p = style_projection(name, f.shape[1], keep)
+                    g = centred if p is None else torch.einsum("bcn,ck->bkn", centred, p)
+                    add(f"{name}/cov{keep}", g @ g.transpose(1, 2) / f.shape[2])
+                if name in STAGE_ENDS:  # the earlier choice's layers: all channels, and AdaIN's statistics
+                    i, j = torch.triu_indices(f.shape[1], f.shape[1])
+                    add(f"{name}/mean", f.mean(2))
+                    add(f"{name}/std", f.std(2, unbiased=False))
+                    add(f"{name}/gram", (f @ f.transpose(1, 2) / f.shape[2])[:, i, j])
     result = {k: np.concatenate(v) for k, v in out.items()}
     result["_spec"] = spec  # type: ignore[assignment]
     return result
@@ -121,21 +127,81 @@ def zscore(x: np.ndarray) -> np.ndarray:
 
 def variants(acts: dict) -> dict[str, np.ndarray]:
     """Style vectors the chosen one was measured against (each layer unit length, layers weighted equally)."""
+    from imagemachines.index.similarity_vectors import STYLE_SHRINK, log_covariance
+
     spec = acts["_spec"]
 
-    def layers(fn) -> np.ndarray:
-        return np.concatenate([unit(fn(n)) for n in spec.style], axis=1)
+    def layers(fn, names) -> np.ndarray:
+        return np.concatenate([unit(fn(n)) for n in names], axis=1)
 
+    def triangle(c: np.ndarray) -> np.ndarray:
+        i, j = np.triu_indices(c.shape[1])
+        return c[:, i, j]
+
+    def log(n: str, keep: int) -> np.ndarray:
+        return triangle(log_covariance(torch.from_numpy(acts[f"{n}/cov{keep}"])).numpy())
+
+    def sqrt(n: str, keep: int) -> np.ndarray:  # the matrix square root (improved bilinear pooling)
+        w, v = np.linalg.eigh(acts[f"{n}/cov{keep}"].astype(np.float64))
+        return triangle((v * np.sqrt(w.clip(0))[:, None, :]) @ v.transpose(0, 2, 1))
+
+    ends, every = STAGE_ENDS, spec.style
     return {
-        "mean + std per channel (AdaIN)": layers(lambda n: np.hstack([acts[f"{n}/mean"], acts[f"{n}/std"]])),
-        "mean + std per channel, standardised": layers(lambda n: zscore(np.hstack([acts[f"{n}/mean"],
-                                                                                   acts[f"{n}/std"]]))),
-        "Gram matrices (Gatys), all channels": layers(lambda n: acts[f"{n}/gram"]),
-        "Gram matrices, standardised": layers(lambda n: zscore(acts[f"{n}/gram"])),
-        "covariances, all channels": layers(lambda n: acts[f"{n}/cov"]),
-        "covariances standardised, all channels": layers(lambda n: zscore(acts[f"{n}/cov"])),
-        f"**covariances standardised, ≤ {spec.keep} channels (chosen)**": finished(acts, "style"),
+        "stage ends: mean + std per channel (AdaIN)": layers(lambda n: np.hstack([acts[f"{n}/mean"],
+                                                                                  acts[f"{n}/std"]]), ends),
+        "stage ends: mean + std per channel, standardised": layers(
+            lambda n: zscore(np.hstack([acts[f"{n}/mean"], acts[f"{n}/std"]])), ends),
+        "stage ends: Gram matrices (Gatys), all channels": layers(lambda n: acts[f"{n}/gram"], ends),
+        "stage ends: Gram matrices, standardised": layers(lambda n: zscore(acts[f"{n}/gram"]), ends),
+        "stage ends: covariances, ≤ 32 channels": layers(lambda n: triangle(acts[f"{n}/cov32"]), ends),
+        "stage ends: covariances standardised, ≤ 32 channels (the earlier choice)": layers(
+            lambda n: zscore(triangle(acts[f"{n}/cov32"])), ends),
+        "stage ends: log-covariances standardised, ≤ 32 channels": layers(lambda n: zscore(log(n, 32)), ends),
+        "every block: covariances standardised, ≤ 16 channels": layers(
+            lambda n: zscore(triangle(acts[f"{n}/cov16"])), every),
+        "every block: matrix square roots standardised, ≤ 16 channels": layers(lambda n: zscore(sqrt(n, 16)),
+                                                                               every),
+        "every block: log-covariances, ≤ 16 channels, not standardised": layers(lambda n: log(n, 16), every),
+        "every block: log-covariances standardised, ≤ 32 channels, not whitened": layers(
+            lambda n: zscore(log(n, 32)), every),
+        "every block: log-covariances standardised, ≤ 16 channels, not whitened": (
+            logs := layers(lambda n: zscore(log(n, 16)), every)),
+        "stage ends: covariances standardised, ≤ 32 channels, whitened (shrink 10)": whitened(
+            layers(lambda n: zscore(triangle(acts[f"{n}/cov32"])), ends), 10),
+        **{f"every block: log-covariances standardised, ≤ 16 channels, whitened (shrink {k:g})": whitened(logs, k)
+           for k in (1, 3, 30, 100)},
+        f"**every block: log-covariances standardised, ≤ {spec.keep} channels, whitened (shrink {STYLE_SHRINK:g}; "
+        "chosen)**": finished(acts, "style"),
+        "plain torchvision features, whitened (shrink 10)": whitened(unit(acts["baseline"]), 10),
     }
+
+
+def whitened(x: np.ndarray, shrink: float) -> np.ndarray:
+    """*x* centred and multiplied by its collection's shrunk whitening (as the style finish does)."""
+    from imagemachines.index.similarity_vectors import shrunk_whitening
+
+    c = np.asarray(x, np.float64) - np.asarray(x, np.float64).mean(0)
+    return c @ shrunk_whitening(c.T @ c / len(c), shrink, len(c) - 1)
+
+
+def halves(gain: np.ndarray, artists: np.ndarray, queries: np.ndarray) -> list[float]:
+    """The mean of *gain* over the artist queries in each half of the artists (split by a CRC-32 of the name)."""
+    import zlib
+
+    half = np.array([zlib.crc32(a.encode()) % 2 for a in artists])
+    return [float(gain[queries & (half == h)].mean()) for h in (0, 1)]
+
+
+def sign_flip_p(gain: np.ndarray, artists: np.ndarray, queries: np.ndarray, reps: int = 20000,
+                seed: int = 0) -> float:
+    """One-sided p of a mean *gain* > 0 over the artist queries: each artist's paintings keep or flip the sign of
+    their gains together (a paired permutation test over artists)."""
+    rng = np.random.default_rng(seed)
+    names = sorted(set(artists[queries].tolist()))
+    sums = np.array([gain[queries & (artists == n)].sum() for n in names])
+    observed = sums.sum()
+    flips = rng.choice([-1.0, 1.0], size=(reps, len(sums)))
+    return float(((flips @ sums >= observed - 1e-12).sum() + 1) / (reps + 1))
 
 
 def measure(vectors: np.ndarray, labels, artists, sources, artist_queries) -> dict:
@@ -226,8 +292,8 @@ def table(results: dict[str, dict], chance: dict, label_names: list[str]) -> lis
     lines.append("| **same artist** (≥ 3 paintings) | " + " | ".join(f"**{r['artist_mean']:.3f}**"
                                                                       for r in results.values())
                  + f" | {chance['artist']:.3f} |")
-    lines.append("| same source (lower is better) | " + " | ".join(f"{r['source']:.2f}" for r in results.values())
-                 + f" | {chance['source']:.2f} |")
+    lines.append("| same source (lower is better) | " + " | ".join(f"{r['source']:.3f}" for r in results.values())
+                 + f" | {chance['source']:.3f} |")
     return lines
 
 
@@ -257,7 +323,8 @@ def main() -> None:
     if "search" not in skip:
         from imagemachines.index.similarity_vectors import STYLE_CHANNELS, triangle
 
-        widths = {"content": 1280, "style": 136 + 300 + 2 * triangle(STYLE_CHANNELS), "composition": 96 * 16}
+        # MobileNetV2: 14 style blocks (features.0 to .13), each kept at STYLE_CHANNELS channels
+        widths = {"content": 1280, "style": 14 * triangle(STYLE_CHANNELS), "composition": 96 * 16}
         load = os.getloadavg()[0]
         times = search_times(widths, a.search_n)
         parts += [f"### Search time at {a.search_n:,} paintings", "",
@@ -283,6 +350,7 @@ def source_name(source: str) -> str:
 
 
 def retrieval_section(acts: dict, rows: list[dict], pass_s: float) -> list[str]:
+    from imagemachines.index.similarity_vectors import STYLE_SHRINK
     labels = np.array([r["label"] for r in rows])
     sources = np.array([r["source"] for r in rows])
     artists = np.array([artist_key(r["artist"]) for r in rows])
@@ -315,18 +383,28 @@ def retrieval_section(acts: dict, rows: list[dict], pass_s: float) -> list[str]:
         f"paintings (per label: over that label's paintings). Same artist: the {int(queries.sum())} paintings of "
         f"the {n_artists} artists with at least 3 paintings ({cross} of them in more than one source), names joined "
         "by `benchmarks.retrieval.artist_key`. Modes: content = pooled "
-        f"`{spec.content}` (and, measured beside it, centred on the collection's mean); style = channel "
-        f"covariances of {', '.join(f'`{s}`' for s in spec.style)} "
-        f"(≤ {spec.keep} channels each), standardised; composition = `{spec.composition}` on a {spec.grid}×{spec.grid}"
+        f"`{spec.content}` (and, measured beside it, centred on the collection's mean); style = the "
+        f"{spec.statistic}s of `{spec.style[0]}` to `{spec.style[-1]}` ({len(spec.style)} blocks, ≤ {spec.keep} "
+        f"channels each), standardised, whitened over the collection (shrink {STYLE_SHRINK:g}); composition = "
+        f"`{spec.composition}` on a {spec.grid}×{spec.grid}"
         " grid, each unit's arrangement, standardised.", "", *table(results, chance, label_names), "",
         "Same-artist gain over plain torchvision features, 95 % interval of a bootstrap over artists (paired: the "
-        "same paintings): " + "; ".join(f"{name} {results[name]['artist_mean'] - base_mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
-                                        for name, (lo, hi) in gains.items()) + ".", "",
+        "same paintings) and one-sided p of a sign-flip permutation test over artists: "
+        + "; ".join(f"{name} {results[name]['artist_mean'] - base_mean:+.3f} [{lo:+.3f}, {hi:+.3f}], p = "
+                    f"{sign_flip_p(results[name]['artist'] - base, artists, queries):.3f}"
+                    for name, (lo, hi) in gains.items()) + ". The style gain in each half of the artists (split by "
+        "a CRC-32 of the name): " + ", ".join(f"{g:+.3f}" for g in halves(results["style"]["artist"] - base, artists,
+                                                                          queries)) + ".", "",
         "### Style variants", "",
-        "The same measures for the style vectors the chosen one was compared with (style layers as above; each "
-        "layer's statistics made unit length, the layers weighted equally; \"standardised\": every value z-scored "
-        "over the collection):", "", "| style vector | width | label | same artist | same source |",
-        "|---|---:|---:|---:|---:|"]
+        "The same measures for the style vectors the chosen one was compared with: at the ends of the resolution "
+        f"stages ({', '.join(f'`{n}`' for n in STAGE_ENDS)}, the earlier choice) or at every block of the stages "
+        "but the deepest (as above); wider layers through the index's fixed projection; each layer's statistics made "
+        "unit length, the layers weighted equally; \"standardised\": every value z-scored over the collection; "
+        "log-covariance: the matrix logarithm of the covariance plus a ridge of 0.1 % of its mean variance; "
+        "whitened: the whole vector centred and multiplied by its collection's shrunk whitening "
+        "V diag(1/√(λ + shrink · λ̄)) Vᵀ, λ̄ the mean variance of the directions the collection spans. The last "
+        "row whitens the baseline the same way, for comparison:", "",
+        "| style vector | width | label | same artist | same source |", "|---|---:|---:|---:|---:|"]
     for name, v in variants(acts).items():
         r = measure(v, labels, artists, sources, queries)
         lines.append(f"| {name} | {v.shape[1]} | {r['labels']['all']:.3f} | {r['artist_mean']:.3f} | "

@@ -46,6 +46,7 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1440, "height": 1000})
         for mode in ("content", "style", "composition"):
             started = time.monotonic()
+            page.goto("about:blank")  # a fresh page per mode: a hash change alone keeps the last mode's cards
             page.goto(f"{base}/#model={model.name}&layer=features.18&method=lucid&size=224&steps=64&seed=0&grid=48"
                       f"&index={index.path.name}&image={image_id}&sim={mode}")
             page.wait_for_selector("#painting:not([hidden]) #pv-similar .ex-card", timeout=timeout)

@@ -288,7 +288,7 @@ function showPainting(body) {
 const SIM_MODES = ["content", "style", "composition"];
 const SIM_NOTES = {
   content: "Alike in what they show (the pooled activations of the deepest block).",
-  style: "Alike in how they are painted (channel statistics of earlier layers, after Gatys et al.).",
+  style: "Alike in how they are painted (brushwork, palette, manner: channel statistics of the earlier layers, after Gatys et al.).",
   composition: "Alike in where things are (a coarse grid of a middle layer, each unit's arrangement).",
 };
 
