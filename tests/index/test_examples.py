@@ -190,3 +190,21 @@ def test_a_border_unit_is_flagged_on_its_page_and_its_border_examples_marked(tmp
     assert [r["on_border"] for r in rows] == ["1", "1", "1"] and [r["row"] for r in rows] == ["0", "0", "0"]
     calm = write_examples(idx, model, "features.0", 1, tmp_path / "calm", render=False, progress=False).read_text()
     assert "Border unit" not in calm and "This unit peaks on the border in 0 % of 3 paintings" in calm
+
+
+def test_a_caption_shows_the_photographs_size_and_source_once(blobnet, collection, tmp_path):
+    """A catalogue with its own width, height and Source columns (the shared paintings' labels.csv has them):
+    the photo line says them, the metadata lines under it do not say them again."""
+    from imagemachines.index.unit_notes import caption_meta
+
+    labels = tmp_path / "catalogue.csv"
+    paths = [p for p, _ in collection.red] + list(collection.tints) + list(collection.grey)
+    labels.write_text("path,title,width,height,Source\n" + "".join(f"{p},Work {i},96,64,thumbs\n"
+                                                                  for i, p in enumerate(paths)))
+    idx = open_index(build_index(blobnet, collection.root, tmp_path / "idx", k=3, metadata=labels, progress=False))
+    page = write_examples(idx, None, "features.2", 0, tmp_path / "ex", render=False, progress=False).read_text()
+    assert page.count("96 × 64 px · thumbs") == 3  # the photo line of each example
+    assert page.count("title: Work") == 3
+    assert not re.search(r">\s*(width|height|Source): ", page)  # no metadata line says them again
+    assert caption_meta({"title": "T", "WIDTH": "96", " height ": "64", "source": "s", "path": "p", "date": ""}) == {
+        "title": "T"}

@@ -36,7 +36,7 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
     from PIL import Image
 
     from imagemachines.index.maps import activation_maps, heat_overlay
-    from imagemachines.index.unit_notes import photo_line, unit_notes
+    from imagemachines.index.unit_notes import caption_meta, photo_line, unit_notes
 
     if layer not in index.layers:
         return None
@@ -50,7 +50,7 @@ def unit_examples(index, model, layer: str, channel: int, folder: Path, k: int =
         for ex in examples:
             rel = f"ex/{channel}-{name}{ex.rank}-{ex.image_id}{suffix}.jpg"
             info = index.image(ex.image_id)
-            meta = [(key, value) for key, value in info.meta.items() if value][:META_LINES] or [("file", info.path)]
+            meta = list(caption_meta(info.meta).items())[:META_LINES] or [("file", info.path)]
             items.append({"src": rel, "alt": info.path, "rank": ex.rank, "value": ex.value,
                           "percentile": ex.percentile, "meta": meta, "photo": photo_line(info),
                           "on_border": ex.on_border})

@@ -123,7 +123,7 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
     from tqdm.auto import tqdm
 
     from imagemachines.index.maps import activation_maps, heat_overlay
-    from imagemachines.index.unit_notes import photo_line, unit_notes
+    from imagemachines.index.unit_notes import caption_meta, photo_line, unit_notes
     from imagemachines.report import write_html
 
     index.check_unit(layer, channel)
@@ -157,7 +157,7 @@ def write_examples(index: CollectionIndex, model: LoadedModel | None, layer: str
                 amap = activation_maps(model, [img], layer, [channel], ranking=index.ranking)[0, 0]
                 heat = f"files/{stem}-heat.jpg"
                 heat_overlay(small, amap, alpha=0.55, vmax=max(stats.max, 1e-6)).save(out / heat, quality=88)
-        meta = dict(info.meta)
+        meta = caption_meta(info.meta)
         if img is None:
             meta = {"unreadable now": why, **meta}
         card = ExampleCard(ex.rank, info.path, ex.value, ex.percentile, ex.cell, ex.box, thumb, heat, crop,

@@ -92,6 +92,17 @@ def source_of(meta: dict[str, str]) -> str | None:
     return next((str(meta[c]) for c in SOURCE_COLUMNS if meta.get(c)), None)
 
 
+# metadata columns a caption leaves out: photo_line and the file name show them already (any letter case)
+SHOWN_ELSEWHERE = frozenset({"width", "height", "image_width", "image_height", "path",
+                             *(c.lower() for c in SOURCE_COLUMNS)})
+
+
+def caption_meta(meta: dict[str, str]) -> dict[str, str]:
+    """The metadata a caption lists under :func:`photo_line`: every non-empty value but the photograph's size,
+    its source and its path, which the caption shows once already."""
+    return {k: v for k, v in meta.items() if v and str(k).strip().lower() not in SHOWN_ELSEWHERE}
+
+
 def photo_line(info: ImageInfo) -> str:
     """The photograph beside an example: ``"320 × 211 px · github:…/paintings"`` (size, then the source when the
     metadata names one)."""

@@ -20,10 +20,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 @cache
 def environment():
     """The shared Jinja2 environment (templates from this package, autoescape, strict undefined, the
-    ``percentile`` filter)."""
+    ``percentile`` and ``caption_meta`` filters)."""
     import jinja2
 
     from imagemachines.index.records import percentile_label
+    from imagemachines.index.unit_notes import caption_meta
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -33,6 +34,7 @@ def environment():
         lstrip_blocks=True,
     )
     env.filters["percentile"] = percentile_label  # {{ p|percentile }}th percentile: the one rule of every page
+    env.filters["caption_meta"] = caption_meta  # {{ meta|caption_meta }}: what a caption lists under its photo line
     return env
 
 
