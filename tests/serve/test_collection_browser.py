@@ -233,3 +233,34 @@ def test_the_unit_panel_flags_a_border_unit_and_shows_each_photograph(browser, s
     assert page.get_attribute("#ex-border", "class") == "ex-note"
     assert page.inner_text("#ex-border") == unit_notes(index, layer, calm).border_text()
     assert errors == []
+
+
+def test_an_upload_the_server_is_too_busy_for_is_sent_again_after_its_retry_after(browser, site, index, tmp_path):
+    import json
+    import re
+
+    layer = layer_of(index)
+    file = tmp_path / "mine.png"
+    painting(7).save(file)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = watch(page)
+    answers: list[int] = []
+
+    def busy_once(route):  # the first upload finds both decoders busy, as the server answers then
+        if route.request.method == "POST" and not answers:
+            answers.append(503)
+            route.fulfill(status=503, headers={"Retry-After": "1", "Content-Type": "application/json"},
+                          body=json.dumps({"detail": "The server is decoding 2 other uploads; try again in a moment.",
+                                           "fault": "busy"}))
+        else:
+            answers.append(200)
+            route.continue_()
+
+    page.route(re.compile(r"/api/uploads\?"), busy_once)
+    page.goto(f"{site}/#{VIEW}&layer={layer}&unit=3")
+    page.wait_for_selector("#ex-grid[data-state=done]")
+    page.set_input_files("#upload-file", str(file))
+    page.wait_for_function("document.getElementById('toast').textContent.includes('sending mine.png again in 1 s')")
+    page.wait_for_selector("#painting:not([hidden]) #pv-units .pv-unit")
+    assert answers == [503, 200] and "upload=" in page.url
+    assert [e for e in errors if " 503 " not in e] == []

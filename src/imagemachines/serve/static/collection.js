@@ -350,20 +350,37 @@ async function renderThumb(img, layer, channel) {
 }
 
 // -- uploads ---------------------------------------------------------------------------------------------
+// The server decodes at most a few uploads at once and answers 503 + Retry-After beyond that (or 429): the
+// upload is sent again after the wait it names, a few times; a newer upload makes an older one give up.
+const UPLOAD_TRIES = 6;
+let uploading = 0;
+
 async function uploadFile(file) {
   if (!file) return;
   if (!file.type.startsWith("image/")) { toast(`${file.name} is not an image.`); return; }
+  const mine = ++uploading;
   toast(`Explaining ${file.name}…`);
   while (!S.info) await sleep(50);   // a file dropped while the page is still starting
   try {
-    const res = await fetch(`/api/uploads?${q(uploadContext())}`, {
-      method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
-    const body = await res.json().catch(() => null);
-    if (!res.ok) throw new Error(body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`);
-    $("toast").classList.remove("show");
-    go({ upload: body.id, image: null });
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetch(`/api/uploads?${q(uploadContext())}`, {
+        method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+      const body = await res.json().catch(() => null);
+      if (mine !== uploading) return;
+      if ((res.status === 503 || res.status === 429) && attempt < UPLOAD_TRIES) {
+        const wait = Math.min(Number(res.headers.get("Retry-After")) || 2, 30);
+        toast(`The server is busy reading other pictures; sending ${file.name} again in ${wait} s…`);
+        await sleep(wait * 1000);
+        if (mine !== uploading) return;
+        continue;
+      }
+      if (!res.ok) throw new Error(body && typeof body.detail === "string" ? body.detail : `${res.status} ${res.statusText}`);
+      $("toast").classList.remove("show");
+      go({ upload: body.id, image: null });
+      return;
+    }
   } catch (err) {
-    toast(err.message);
+    if (mine === uploading) toast(err.message);
   }
 }
 
