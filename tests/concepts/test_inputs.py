@@ -7,6 +7,7 @@ import shutil
 import pytest
 import torch
 import torchvision
+from PIL import Image
 
 from imagemachines.concepts import discover
 from imagemachines.concepts.crops import CropGrid, crop_tensors, read_rgb
@@ -144,3 +145,31 @@ def test_bad_input_gets_a_clear_error(painted, tmp_path, cache_dir):
         discover(model, tmp_path / "empty", "red", **run)
     with pytest.raises(UserError, match="4 concepts cannot be found in 6 crops of 3 channels; ask for at most 3"):
         discover(model, painted.root, "red", **{**run, "concepts": 4, "crop": 1.0, "stride": 1.0})
+
+
+def test_a_painting_photographed_twice_counts_once(painted, tmp_path):
+    from imagemachines.concepts.selection import distinct_paintings
+    from imagemachines.index import build_index, open_index
+
+    first = painted.of("red")[0]
+    image = Image.open(painted.root / first)
+    image.resize((image.width * 2, image.height * 2)).save(painted.root / "red" / "zz-copy.png")  # larger photo
+    # a network with more units than ColourNet's three (whose 4 × 4 arrangements of 3 colours are alike for most
+    # of these paintings); even so two of the toy paintings may be arranged alike: only the copy is asserted
+    idx = open_index(build_index(tiny_loaded_model(), painted.root, tmp_path / "idx", k=3, progress=False))
+    collection = open_collection(index=idx)
+    members = class_members(collection, choose_rule(collection, ["red", "blue"]), "red")
+    assert first in members and "red/zz-copy.png" in members
+    kept, copies = distinct_paintings(collection, members)
+    assert copies["red/zz-copy.png"] == [first]  # the larger photograph stays, the other is left out
+    assert "red/zz-copy.png" in kept and first not in kept
+    assert sorted(kept + [c for cs in copies.values() for c in cs]) == members  # each painting once, none lost
+    assert distinct_paintings(collection, painted.of("blue")) == (painted.of("blue"), {})  # nothing to group
+    assert distinct_paintings(open_collection(painted.root), members) == (members, {})  # a folder: no grouping
+    said: list[str] = []
+    study = discover(colour_model(), idx, "red", concepts=1, cache=tmp_path / "cache", render=False, progress=False,
+                     log=said.append)
+    red = study.classes["red"]
+    assert first not in red.paths and "red/zz-copy.png" in red.paths and red.copies == copies
+    assert red.candidates == len(kept) and any("of the same paintings left out" in line for line in said)
+    assert red.as_dict()["left_out_copies"]["red/zz-copy.png"] == [first]

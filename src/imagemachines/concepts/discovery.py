@@ -23,7 +23,15 @@ from imagemachines.concepts.cache import ActivationCache, default_cache_dir
 from imagemachines.concepts.crops import CropGrid
 from imagemachines.concepts.factorization import factorize, project
 from imagemachines.concepts.result import ClassConcepts, Concept, ConceptStudy, CropRef, PaintingRef
-from imagemachines.concepts.selection import Collection, Rule, cap, choose_rule, class_members, open_collection
+from imagemachines.concepts.selection import (
+    Collection,
+    Rule,
+    cap,
+    choose_rule,
+    class_members,
+    distinct_paintings,
+    open_collection,
+)
 from imagemachines.errors import UserError
 from imagemachines.models.loaded import LoadedModel
 from imagemachines.train.distributed import Dist
@@ -132,9 +140,12 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
                 raise
             say(f"{name}: no paintings ({rule.describe()}); left out.")
             continue
+        members, copies = distinct_paintings(collection, members)
         used = cap(members, settings.max_images, settings.seed)
+        twice = sum(len(c) for c in copies.values())
         say(f"{name}: {len(used)} paintings" + (f" (a seeded sample of {len(members)})" if len(used) < len(members)
-                                                else "") + f", {len(used) * settings.grid.per_image} crops.")
+                                                else "") + f", {len(used) * settings.grid.per_image} crops"
+            + (f"; {twice} more photograph{'s' * (twice != 1)} of the same paintings left out." if twice else "."))
         report(f"{name}: crops", n / len(targets))
         t0 = time.perf_counter()
         acts = collect(model, collection.root, used, layer, store, grid=settings.grid, batch_size=batch_size,
@@ -147,7 +158,7 @@ def discover(model: LoadedModel, images: Path | str | Collection | object, class
         result = concepts_of_class(tail, acts, cls, name, rule, settings, side=model.input_size, progress=progress,
                                    on_step=lambda what, frac, n=n, name=name: report(
                                        f"{name}: {what}", (n + CROPS_SHARE + (1 - CROPS_SHARE) * frac) / len(targets)))
-        result.candidates, result.root = len(members), collection.root
+        result.candidates, result.root, result.copies = len(members), collection.root, copies
         result.meta = {p: collection.meta.get(p, {}) for p in acts.paths}
         studied[name] = result
         timings[name] = {"crops_s": t1 - t0, "analysis_s": time.perf_counter() - t1, "computed_images": acts.computed}

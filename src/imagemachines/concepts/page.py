@@ -132,6 +132,7 @@ def class_view(c, sink: Sink, paintings: _Paintings, *, link_paintings: bool, cr
     anchor = f"class-{slug(c.name)}"
     top = max((k.sobol for k in c.concepts), default=0.0) or 1.0
     view = {"name": c.name, "anchor": anchor, "n_images": len(c.paths), "candidates": c.candidates,
+            "copies": sum(len(v) for v in c.copies.values()),
             "n_crops": int(len(c.crop_image)), "rule": c.rule, "r2": c.r2, "logit_share": c.curves.logit_share,
             "stability": c.stability.mean, "summary": c.summary(), "draws": c.curves.random_draws,
             "curves_src": (sink(f"curves/{slug(c.name)}.png", curves_figure(c.curves, c.name), "PNG")
@@ -269,6 +270,7 @@ def class_views_from_json(doc: dict) -> dict[str, dict]:
         faith = c["faithfulness"]
         views[name] = {"name": name, "anchor": f"class-{slug(name)}", "n_images": c["n_images"],
                        "candidates": c["candidates"], "n_crops": c["n_crops"], "rule": c["rule"], "r2": c["r2"],
+                       "copies": sum(len(v) for v in (c.get("left_out_copies") or {}).values()),
                        "logit_share": _nan(faith["logit_share"]), "stability": _nan(c["stability"]["mean"]),
                        "summary": c["summary"], "draws": faith["random_draws"],
                        "curves_src": (c.get("files") or {}).get("curves"), "concepts": concepts}

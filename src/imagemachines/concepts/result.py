@@ -99,6 +99,7 @@ class ClassConcepts:
     curves: Curves
     stability: Matching
     candidates: int = 0                # paintings of the class before --max-images
+    copies: dict[str, list[str]] = field(default_factory=dict)  # kept painting → its other photographs, left out
     bad: list[tuple[str, str]] = field(default_factory=list)
     root: Path | None = None
     meta: dict[str, dict] = field(default_factory=dict)
@@ -118,6 +119,7 @@ class ClassConcepts:
     def as_dict(self) -> dict:
         return {"name": self.name, "index": self.index, "rule": self.rule, "n_images": len(self.paths),
                 "candidates": self.candidates, "images": self.paths, "unreadable": [list(b) for b in self.bad],
+                "left_out_copies": {k: list(v) for k, v in self.copies.items()},
                 "n_crops": int(len(self.crop_image)), "r2": self.r2, "nmf_iterations": self.iterations,
                 "summary": self.summary(), "faithfulness": self.curves.as_dict(),
                 "stability": self.stability.as_dict(),

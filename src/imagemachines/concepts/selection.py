@@ -33,6 +33,7 @@ class Collection:
     meta: dict[str, dict[str, str]] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
     source: str = "folder"  # or "index"
+    index: object | None = None  # the opened collection index it came from (its near-duplicates), if any
 
 
 def open_collection(image_dir: Path | None = None, *, index=None, metadata: Path | None = None) -> Collection:
@@ -46,7 +47,7 @@ def open_collection(image_dir: Path | None = None, *, index=None, metadata: Path
         root = Path(index.image_root)
         meta = {info.path: {k: str(v) for k, v in (info.meta or {}).items()} for info in infos}
         columns = list(index.manifest.get("metadata_columns") or [])
-        collection = Collection(root, sorted(info.path for info in infos), meta, columns, "index")
+        collection = Collection(root, sorted(info.path for info in infos), meta, columns, "index", index)
     else:
         if image_dir is None:
             raise UserError("Give an image folder, or an index with --index.")
@@ -135,3 +136,51 @@ def cap(paths: Sequence[str], limit: int | None, seed: int) -> list[str]:
     if limit is None or len(paths) <= limit:
         return sorted(paths)
     return sorted(random.Random(seed).sample(sorted(paths), limit))
+
+
+def distinct_paintings(collection: Collection, paths: Sequence[str], block: int = 2048) -> tuple[list[str],
+                                                                                             dict[str, list[str]]]:
+    """*paths* (sorted) with the other photographs of one painting left out, so that a painting photographed
+    twice does not count twice: the near-duplicates of the collection's index among *paths* (composition rows at
+    cosine ≥ ``DUPLICATE_COSINE``, the grouping of similar paintings), joined transitively; of each group the
+    largest photograph stays (then the first path). Returns (kept, {kept path: [left-out copies]}). A folder, or
+    an index without similarity modes, has no such grouping: *paths* come back as they are."""
+    import numpy as np
+
+    from imagemachines.index.similarity_vectors import DUPLICATE_COSINE
+
+    paths = sorted(paths)
+    index = collection.index
+    if index is None or len(paths) < 2:
+        return paths, {}
+    try:
+        prints_of = index.similarity().prints()
+    except UserError:
+        return paths, {}
+    infos = {info.path: info for info in index.images()}
+    known = [p for p in paths if p in infos]
+    prints = np.asarray(prints_of[[infos[p].id for p in known]], np.float32)
+    parent = list(range(len(known)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, len(known), block):
+        close = prints[start:start + block] @ prints.T >= DUPLICATE_COSINE
+        for i, j in zip(*np.nonzero(close), strict=True):
+            a, b = root(start + int(i)), root(int(j))
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[int, list[str]] = {}
+    for i, p in enumerate(known):
+        groups.setdefault(root(i), []).append(p)
+    copies = {}
+    for members in groups.values():
+        best = max(members, key=lambda p: (infos[p].width * infos[p].height, [-ord(c) for c in p]))
+        if len(members) > 1:
+            copies[best] = sorted(m for m in members if m != best)
+    left_out = {c for cs in copies.values() for c in cs}
+    return [p for p in paths if p not in left_out], copies

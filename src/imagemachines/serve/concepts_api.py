@@ -361,6 +361,7 @@ def _view(job: ConceptJob, s: ServedIndex, study, doc: dict, peaks) -> dict:
         })
     return {"key": job.key, "index": s.id, "model": study.model, "class": c.name, "params": job.params,
             "layer": study.layer, "rule": c.rule, "n_images": len(c.paths), "candidates": c.candidates,
+            "copies": sum(len(v) for v in c.copies.values()),
             "r2": c.r2, "logit_share": cdoc["faithfulness"]["logit_share"], "stability": c.stability.mean,
             "summary": c.summary(), "deletion": cdoc["faithfulness"]["deletion"],
             "insertion": cdoc["faithfulness"]["insertion"], "curves": f"{base}/curves",

@@ -186,7 +186,8 @@
     const s = r.summary;
     const head = node("div", { className: "cx-head" },
       node("p", { className: "cx-summary" },
-        `${r.n_images} paintings${r.candidates > r.n_images ? ` (a sample of ${r.candidates})` : ""} · layer ${r.layer} · `,
+        `${r.n_images} paintings${r.candidates > r.n_images ? ` (a sample of ${r.candidates})` : ""}` +
+          `${r.copies ? ` (${r.copies} more photograph${r.copies === 1 ? "" : "s"} of the same paintings left out)` : ""} · layer ${r.layer} · `,
         `R² ${fmt(r.r2, 2)} · class evidence kept ${fmt(100 * r.logit_share, 0)} % · stability ${fmt(r.stability, 2)}`,
         node("br"),
         `p(${r.class}) ${fmt(s.probability)} → `, node("b", { textContent: fmt(s.probability - s.drop_top) }),
