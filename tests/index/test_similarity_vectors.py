@@ -190,7 +190,7 @@ def test_shrunk_whitening_of_a_hand_computed_covariance():
     assert shrunk_whitening(np.zeros((3, 3))) is None  # nothing varies: nothing to whiten
 
 
-def test_whitening_damps_the_direction_that_dominates_the_collection():
+def test_whitening_damps_the_direction_that_dominates_the_collection(monkeypatch):
     rng = np.random.default_rng(1)
     n = 200
     loud = rng.standard_normal(n) * 20  # one value that varies 20 × more than the other 49 (say, exposure)
@@ -213,6 +213,10 @@ def test_whitening_damps_the_direction_that_dominates_the_collection():
     # a memory map read in steps gives the same whitening; one painting alone is not whitened
     assert np.allclose(fit_finish(raw, [50], standardise=False, whiten=1.0, step=7).whiten, white.whiten, atol=1e-5)
     assert fit_finish(raw[:1], [50], standardise=False, whiten=1.0).whiten is None
+    import imagemachines.index.similarity_vectors as sv
+
+    monkeypatch.setattr(sv, "WHITEN_UP_TO", 49)  # rows wider than the bound are not whitened: memory stays bounded
+    assert fit_finish(raw, [50], standardise=False, whiten=1.0).whiten is None
 
 
 def test_style_rows_are_whitened_only_with_the_logarithm():

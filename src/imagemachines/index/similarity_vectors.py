@@ -47,7 +47,8 @@ MODES = ("content", "style", "composition")
 STYLE_CHANNELS = 16  # channels whose covariance a style layer keeps (136 values)
 STYLE_RIDGE = 1e-3  # added to a style covariance before its logarithm, times its mean variance
 STYLE_FLOOR = 1e-6  # the smallest eigenvalue the logarithm sees (a flat map has none above it)
-STYLE_SHRINK = 10.0  # the style rows' whitening: each eigenvalue plus this × the mean eigenvalue
+STYLE_SHRINK = 10.0  # the style rows' whitening: each eigenvalue plus this × the mean spanned eigenvalue
+WHITEN_UP_TO = 8192  # the widest rows whitened (a [D, D] float64 covariance: 512 MiB at this width); wider: none
 LOG_COVARIANCE, COVARIANCE = "log-covariance", "covariance"  # SimilaritySpec.statistic
 LEGACY_STYLE = {"statistic": COVARIANCE, "keep": 32}  # what an index made before the logarithm used
 GRID = 4  # the composition grid's side
@@ -282,7 +283,8 @@ def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arr
     order, so the sums do not depend on anything but the rows): with *centre* the mean of every value, with
     *standardise* also its standard deviation (values that never vary get scale 1, so they become 0); with
     *whiten* (a shrinkage) a second pass for the covariance of the block-normalised rows and its
-    :func:`shrunk_whitening`."""
+    :func:`shrunk_whitening` (rows wider than :data:`WHITEN_UP_TO`, from a network with very many style blocks,
+    are not whitened: memory stays bounded)."""
     n, width = raw.shape
     if sum(blocks) != width:
         raise ValueError(f"blocks {list(blocks)} do not add up to {width} values")
@@ -300,7 +302,7 @@ def fit_finish(raw: np.ndarray, blocks: Sequence[int], *, standardise: bool, arr
         std = np.sqrt(np.clip(total_sq / max(n, 1) - mean * mean, 0, None))
         scale = np.where(std > 1e-6 * max(float(std.max(initial=0.0)), 1e-30), std, 1.0)
     finish = Finish(mean.astype(np.float32), scale.astype(np.float32), tuple(blocks), arrange)
-    if whiten is None or n < 2:
+    if whiten is None or n < 2 or width > WHITEN_UP_TO:
         return finish
     total, outer = np.zeros(width), np.zeros((width, width))
     for s in range(0, n, step):
