@@ -11,41 +11,23 @@ on), saves ``docs/img/collection-unit.png``; then opens the unit's best painting
 
 from __future__ import annotations
 
-import argparse
-import tempfile
 import time
 from pathlib import Path
 
-from imagemachines.index import open_index
-from imagemachines.models import DEFAULT_MODEL, load_model
-from imagemachines.serve.app import create_app
-from tests.serve.browsing import ARGS, CHROMIUM
-from tests.serve.conftest import live_server
+from tests.serve.shots import shot_options, shot_page
 
 ALL_IMAGES_SHOWN = "[...document.querySelectorAll('{0} img')].every(i => i.complete && i.naturalWidth > 0)"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--index", type=Path, required=True)
+    parser = shot_options(__doc__, out=Path("docs/img"), timeout=1800)
     parser.add_argument("--view", default="layer=features.16&unit=150&method=lucid&size=224&steps=96&seed=0&grid=48")
-    parser.add_argument("--out", type=Path, default=Path("docs/img"))
-    parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-
-    from playwright.sync_api import sync_playwright
-
-    model = load_model(args.model)
-    index = open_index(args.index)
-    app = create_app({model.name: model}, cache_dir=Path(tempfile.mkdtemp(prefix="imagemachines-shot-")),
-                     indexes=[index])
     timeout = args.timeout * 1000
-    with live_server(app) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
+    with shot_page(args.model, args.index) as shot:
+        page = shot.page
         started = time.monotonic()
-        page.goto(f"{base}/#model={model.name}&{args.view}")
+        page.goto(f"{shot.base}/#model={shot.model.name}&{args.view}")
         page.wait_for_selector("#ex-grid[data-state=done]", timeout=timeout)
         page.wait_for_function(ALL_IMAGES_SHOWN.format("#ex-grid"), timeout=timeout, polling=500)
         print(f"paintings shown after {time.monotonic() - started:.1f} s")
@@ -66,8 +48,6 @@ def main() -> None:
         time.sleep(1)
         page.screenshot(path=str(args.out / "collection-painting.png"))
         print(f"saved {args.out}/collection-*.png after {time.monotonic() - started:.1f} s; view: {page.url}")
-        browser.close()
-    app.state.scheduler.close()
 
 
 if __name__ == "__main__":

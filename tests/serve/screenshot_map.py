@@ -12,17 +12,11 @@ its unit renders (``docs/img/map-contrast.png``), then opens the first unit (``d
 
 from __future__ import annotations
 
-import argparse
 import math
-import tempfile
 import time
 from pathlib import Path
 
-from imagemachines.index import open_index
-from imagemachines.models import DEFAULT_MODEL, load_model
-from imagemachines.serve.app import create_app
-from tests.serve.browsing import ARGS, CHROMIUM
-from tests.serve.conftest import live_server
+from tests.serve.shots import shot_options, shot_page
 
 # the screen outline (CSS px) of an ellipse round cluster `c`'s paintings
 OUTLINE = """(c) => {
@@ -49,27 +43,15 @@ def lasso(page, cluster: int, steps: int = 48) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--index", type=Path, required=True)
+    parser = shot_options(__doc__, out=Path("docs/img"), timeout=1800)
     parser.add_argument("--cluster", default="portrait", help="Lasso the first cluster whose label starts so.")
-    parser.add_argument("--out", type=Path, default=Path("docs/img"))
-    parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
-
-    from playwright.sync_api import sync_playwright
-
-    model = load_model(args.model)
-    index = open_index(args.index)
-    app = create_app({model.name: model}, cache_dir=Path(tempfile.mkdtemp(prefix="imagemachines-shot-")),
-                     indexes=[index])
     timeout = args.timeout * 1000
     args.out.mkdir(parents=True, exist_ok=True)
-    with live_server(app) as base, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 900})
+    with shot_page(args.model, args.index) as shot:
+        page = shot.page
         started = time.monotonic()
-        page.goto(f"{base}/#view=map")
+        page.goto(f"{shot.base}/#view=map")
         page.wait_for_function("document.getElementById('mv-canvas')?.dataset.ready === '1'", timeout=timeout)
         print(f"map shown after {time.monotonic() - started:.1f} s")
         time.sleep(0.5)
@@ -90,8 +72,6 @@ def main() -> None:
                                "'done'", timeout=timeout, polling=1000)
         time.sleep(0.5)
         page.screenshot(path=str(args.out / "map-unit.png"))
-        browser.close()
-    app.state.scheduler.close()
 
 
 if __name__ == "__main__":
