@@ -136,3 +136,30 @@ def assert_same_index(a, b) -> None:
     assert sa["stats"].keys() == sb["stats"].keys()
     for key in sa["stats"]:
         assert sa["stats"][key] == _pytest.approx(sb["stats"][key], rel=1e-9, abs=1e-9), key
+
+
+def as_written_before(out: Path, *keys: str | tuple[str, ...]) -> None:
+    """Make the index in *out* look as an older version wrote it: each key (a name, or a path of names into
+    nested settings) removed from its manifest and from its recorded build settings, wherever it is present."""
+    import json
+
+    from imagemachines.index.store import MANIFEST, connect
+
+    def drop(d: dict) -> dict:
+        for key in keys:
+            *parents, last = (key,) if isinstance(key, str) else key
+            inner = d
+            for name in parents:
+                inner = inner.get(name) or {}
+            inner.pop(last, None)
+        return d
+
+    manifest = out / MANIFEST
+    manifest.write_text(json.dumps(drop(json.loads(manifest.read_text()))))
+    conn = connect(out)
+    try:
+        settings = json.loads(conn.execute("SELECT value FROM settings WHERE name = 'build'").fetchone()[0])
+        with conn:
+            conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(drop(settings)),))
+    finally:
+        conn.close()

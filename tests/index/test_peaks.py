@@ -237,22 +237,16 @@ def test_an_index_made_before_rankings_opens_with_a_note_and_is_rebuilt_to_updat
     """What an index of an older imagemachines looks like: no ranking in the manifest or the build settings, no
     border counts in the layer files. It still answers; updating it needs --rebuild."""
     from imagemachines.index.query import LEGACY_NOTE
-    from imagemachines.index.store import connect, layer_file, load_tensors, save_tensors
+    from imagemachines.index.store import layer_file, load_tensors, save_tensors
+
+    from .conftest import as_written_before
 
     out = build_index(frame_model(), frames, tmp_path / "old", layers=["features.0"], k=2, ranking="full",
                       progress=False)
-    manifest = json.loads((out / "index.json").read_text())
-    del manifest["ranking"], manifest["border_chance"]
-    (out / "index.json").write_text(json.dumps(manifest))
+    as_written_before(out, "ranking", "border_chance")
     tensors = load_tensors(layer_file(out, "features.0"))
     del tensors["border"]
     save_tensors(layer_file(out, "features.0"), tensors)
-    conn = connect(out)
-    settings = json.loads(conn.execute("SELECT value FROM settings WHERE name = 'build'").fetchone()[0])
-    del settings["ranking"]
-    with conn:
-        conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
-    conn.close()
 
     old = open_index(out)
     assert old.ranking == "full" and old.note == LEGACY_NOTE and "--rebuild" in old.note

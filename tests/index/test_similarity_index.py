@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import numpy as np
@@ -15,9 +14,9 @@ from imagemachines.index import build_index, open_index, similarity_vectors
 from imagemachines.index.passes import preprocess
 from imagemachines.index.similarity_store import painting_vectors, projections
 from imagemachines.index.similarity_vectors import COVARIANCE, MODES, mode_finish, raw_vectors
-from imagemachines.index.store import MANIFEST, connect, load_tensors, save_tensors
+from imagemachines.index.store import load_tensors, save_tensors
 
-from .conftest import assert_same_index, red_image
+from .conftest import as_written_before, assert_same_index, red_image
 
 
 def _build(model, root, out, **kw):
@@ -119,15 +118,7 @@ def test_bad_search_input_gets_a_clear_error(index):
 def test_an_index_made_before_the_modes_says_how_to_add_them(blobnet, collection, tmp_path):
     out = tmp_path / "idx"
     _build(blobnet, collection.root, out)
-    manifest = json.loads((out / MANIFEST).read_text())
-    del manifest["similarity"]  # what an index of the previous version holds
-    (out / MANIFEST).write_text(json.dumps(manifest))
-    conn = connect(out)
-    settings = json.loads(conn.execute("SELECT value FROM settings WHERE name = 'build'").fetchone()[0])
-    del settings["similarity"]
-    with conn:
-        conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
-    conn.close()
+    as_written_before(out, "similarity")  # what an index of the previous version holds
     for chunk in (out / "chunks").glob("*.safetensors"):  # nor do its chunks hold raw similarity vectors
         tensors = load_tensors(chunk)
         save_tensors(chunk, {k: v for k, v in tensors.items() if not k.startswith("similar/")})
@@ -137,20 +128,6 @@ def test_an_index_made_before_the_modes_says_how_to_add_them(blobnet, collection
     upgraded = _build(blobnet, collection.root, out)  # the same command again
     assert "similarity" in upgraded.manifest
     assert_same_index(upgraded, _build(blobnet, collection.root, tmp_path / "fresh"))
-
-
-def _forget(out, key):
-    """Remove *key* from the similarity spec in an index's manifest and build settings (as an older version
-    wrote them)."""
-    manifest = json.loads((out / MANIFEST).read_text())
-    del manifest["similarity"][key]
-    (out / MANIFEST).write_text(json.dumps(manifest))
-    conn = connect(out)
-    settings = json.loads(conn.execute("SELECT value FROM settings WHERE name = 'build'").fetchone()[0])
-    del settings["similarity"][key]
-    with conn:
-        conn.execute("UPDATE settings SET value = ? WHERE name = 'build'", (json.dumps(settings),))
-    conn.close()
 
 
 def test_an_index_with_plain_style_covariances_still_answers_and_the_same_command_upgrades_it(
@@ -166,7 +143,7 @@ def test_an_index_with_plain_style_covariances_still_answers_and_the_same_comman
     monkeypatch.setattr(similarity_vectors, "model_spec", plain)
     old = _build(blobnet, collection.root, out)
     monkeypatch.undo()
-    _forget(out, "statistic")
+    as_written_before(out, ("similarity", "statistic"))
     old = open_index(out)
     sim = old.similarity()
     assert sim.spec.statistic == COVARIANCE  # read as what it is, so a new painting is compared alike
