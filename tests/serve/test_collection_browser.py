@@ -109,15 +109,19 @@ def test_a_deep_link_restores_the_painting_view(browser, site, index):
     assert errors == []
 
 
+def upload_from_a_unit(page, site, index, file) -> None:
+    """Open unit 3 of the index's deepest layer, wait for its paintings, then pick *file* to explain."""
+    page.goto(f"{site}/#{VIEW}&layer={layer_of(index)}&unit=3")
+    page.wait_for_selector("#ex-grid[data-state=done]")
+    page.set_input_files("#upload-file", str(file))
+
+
 def test_pick_a_file_to_explain_your_own_painting(browser, site, index, tmp_path):
-    layer = layer_of(index)
     file = tmp_path / "mine.png"
     painting(42).save(file)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     errors = watch(page)
-    page.goto(f"{site}/#{VIEW}&layer={layer}&unit=3")
-    page.wait_for_selector("#ex-grid[data-state=done]")
-    page.set_input_files("#upload-file", str(file))
+    upload_from_a_unit(page, site, index, file)
     page.wait_for_selector("#painting:not([hidden]) #pv-units .pv-unit")
     assert page.inner_text("#pv-title") == "Your painting"
     assert "upload=" in page.url
@@ -239,7 +243,6 @@ def test_an_upload_the_server_is_too_busy_for_is_sent_again_after_its_retry_afte
     import json
     import re
 
-    layer = layer_of(index)
     file = tmp_path / "mine.png"
     painting(7).save(file)
     page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -257,9 +260,7 @@ def test_an_upload_the_server_is_too_busy_for_is_sent_again_after_its_retry_afte
             route.continue_()
 
     page.route(re.compile(r"/api/uploads\?"), busy_once)
-    page.goto(f"{site}/#{VIEW}&layer={layer}&unit=3")
-    page.wait_for_selector("#ex-grid[data-state=done]")
-    page.set_input_files("#upload-file", str(file))
+    upload_from_a_unit(page, site, index, file)
     page.wait_for_function("document.getElementById('toast').textContent.includes('sending mine.png again in 1 s')")
     page.wait_for_selector("#painting:not([hidden]) #pv-units .pv-unit")
     assert answers == [503, 200] and "upload=" in page.url
